@@ -1,0 +1,40 @@
+# egressd — the two entry points are `make run` and `make test`.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CONF ?= conf/egressd.conf
+CMAKE_FLAGS ?=
+
+.PHONY: run test build deps bench bench-micro fuzz clean
+
+run: build
+	./$(BUILD)/egressd -c $(CONF)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+build: deps
+	@if [ ! -f $(BUILD)/build.ninja ]; then \
+	  cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS); fi
+	cmake --build $(BUILD) -j$(JOBS)
+
+deps:
+	@scripts/deps.sh
+
+bench-micro: build
+	./$(BUILD)/bench/egressd_micro_bench
+
+bench: build
+	@scripts/deps.sh --bench
+	bench/load.sh
+
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DEGRESSD_FUZZ=ON -DEGRESSD_BENCH=OFF
+	cmake --build build-fuzz -j$(JOBS)
+	@for f in build-fuzz/tests/*_fuzz; do \
+	  echo "== $$f"; mkdir -p build-fuzz/corpus/$$(basename $$f); \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus/$$(basename $$f) \
+	    tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+
+clean:
+	rm -rf $(BUILD) build-fuzz

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages egressd needs to build and test, only those
+# missing. Idempotent; safe to run on every `make`.
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake ninja-build pkg-config ccache
+  libboost-dev libssl-dev libc-ares-dev libre2-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  python3 curl openssl iproute2 iptables netcat-openbsd
+)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
