@@ -1,0 +1,103 @@
+#pragma once
+// The configuration: grammar of SPEC "Configuration", parsed into an
+// immutable snapshot. Control path only (exceptions allowed inside, never
+// escaping: errors come back as diagnostics). A snapshot is built off the
+// data path, then shared read-only (shared_ptr<const snapshot>) by every
+// connection that starts under it.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "acl/ip_address.hpp"
+#include "acl/policy.hpp"
+#include "acl/rule.hpp"
+
+namespace egressd::config {
+
+using std::chrono::milliseconds;
+
+enum class listen_mode : uint8_t { proxy, sni, http };
+const char* to_string(listen_mode m);
+
+struct endpoint {
+  std::string host;  // IP literal (strict) or, for forward targets, a name
+  uint16_t port = 0;
+  std::string to_string() const;  // "1.2.3.4:80", "[::1]:80"
+};
+
+struct listen_spec {
+  endpoint addr;
+  listen_mode mode = listen_mode::proxy;
+  uint16_t upstream_port = 0;  // port= for transparent modes (0 = mode default)
+  std::string file;
+  int line = 0;
+};
+
+struct timeouts {
+  milliseconds connect{10'000};
+  milliseconds idle{300'000};
+  milliseconds header{30'000};
+  milliseconds drain{30'000};
+  milliseconds dns{5'000};
+};
+
+struct limits {
+  uint64_t max_conns = 10'000;
+  uint64_t header_bytes = 64 * 1024;
+  uint64_t max_clients = 4096;
+};
+
+// name -> addresses, from `hosts FILE` (/etc/hosts format). Keys lower-case.
+using hosts_table = std::map<std::string, std::vector<acl::ip_address>, std::less<>>;
+
+struct snapshot {
+  std::vector<listen_spec> listens;
+  unsigned threads = 0;  // 0 = auto (hardware cores)
+  std::vector<endpoint> resolvers;  // empty = /etc/resolv.conf
+  std::string hosts_file = "/etc/hosts";  // empty = off
+  hosts_table hosts;
+  std::string access_log = "stdout";  // stdout|stderr|off|PATH
+  timeouts timeout;
+  limits limit;
+  std::vector<uint16_t> tls_ports{443};
+  bool require_sni = true;
+  std::unique_ptr<acl::policy> policy;  // never null in a loaded snapshot
+  std::vector<std::string> files;       // every file read (main + includes)
+
+  bool is_tls_port(uint16_t p) const;
+};
+
+struct diagnostic {
+  std::string file;
+  int line = 0;  // 0: about the file as a whole
+  std::string message;
+  std::string str() const;  // "FILE:LINE: message" (or "FILE: message")
+};
+
+struct load_result {
+  std::shared_ptr<const snapshot> snap;  // null on error
+  std::vector<diagnostic> errors;        // every error found, in file order
+};
+
+// Reads FILE and its includes (include GLOB is relative to the including
+// file; a glob matching nothing is fine, a plain missing file is an error).
+load_result load_file(const std::string& path);
+// Same grammar from a string; `name` is used in diagnostics, and includes are
+// relative to the current directory.
+load_result load_string(std::string_view text, const std::string& name);
+
+// Multi-line human summary for `--check` (listeners, rule counts, ...).
+std::string summary(const snapshot& s);
+
+// Value grammar shared with other parsers. Return false on a malformed value.
+bool parse_size(std::string_view v, uint64_t* out);           // 64K, 1M, 2G, 100
+bool parse_duration(std::string_view v, milliseconds* out);   // 10s, 500ms, 5m, 1h
+bool parse_rate(std::string_view v, double* per_second);      // 3/m, 10/s, 100/h
+bool parse_endpoint(std::string_view v, endpoint* out, bool port_required);
+
+}  // namespace egressd::config
