@@ -1,6 +1,7 @@
 #pragma once
 // Host-name normalisation and pattern syntax. Pure; thread-safe.
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,11 @@ struct pattern {
 // ASCII DNS name (letters, digits, '-', '_', dots; labels 1..63; total <= 253).
 // Non-ASCII, empty labels, '*' or other characters -> nullopt.
 std::optional<std::string> normalize_host(std::string_view host);
+
+// Allocation-free variant for the data path: same rules, the normalised name
+// is written into buf and the result views it (valid while buf lives).
+using host_buffer = std::array<char, 256>;
+std::optional<std::string_view> normalize_host(std::string_view host, host_buffer& buf);
 
 // Parses a pattern as written in `allow`/`deny`. On error returns nullopt and
 // sets *error to a sentence (e.g. "'*' is only allowed as a leading '*.'",
