@@ -4,12 +4,15 @@
 // I/O on the data path); one writer thread formats and writes them in
 // batches. write() is thread-safe and never blocks on I/O; if the writer
 // falls far behind, records are dropped and counted rather than stalling a
-// worker.
+// worker. The access_log object owns its writer thread and file descriptor;
+// destroy it only after every worker has stopped calling write().
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace egressd::monitor {
 
@@ -33,23 +36,42 @@ struct access_record {
   std::string upstream;           // ip:port connected to ("" if none)
 };
 
-// One JSON object on one line (no trailing newline), keys in SPEC order.
+// One JSON object on one line (no trailing newline), keys in SPEC order:
+// ts, client, group, kind, method, host, port, sni, path, decision, reason,
+// rule, status, bytes_up, bytes_down, duration_ms, upstream. Every field is
+// always present (empty strings as ""). Always valid JSON, whatever bytes the
+// client sent (see append_json_string).
 std::string to_json(const access_record& r);
-// JSON string escaping (quotes included).
+// JSON string escaping (quotes included): '"' '\\' and control characters
+// are escaped, valid UTF-8 is copied, and every byte that is not part of a
+// valid UTF-8 sequence (overlong forms and surrogates included) becomes
+// U+FFFD, so the output is valid JSON and valid UTF-8.
 void append_json_string(std::string& out, std::string_view s);
+// RFC 3339 UTC with milliseconds: "2026-11-22T16:04:05.123Z".
+void append_rfc3339_ms(std::string& out, std::chrono::system_clock::time_point t);
 
 class access_log {
  public:
-  // target: stdout|stderr|off|PATH. On failure returns null and sets *error
+  // Queue bound: records beyond it are dropped and counted.
+  static constexpr size_t default_max_queued = 65536;
+
+  // target: stdout|stderr|off|PATH (PATH opened O_APPEND|O_CREAT, mode 0640).
+  // "off" gives a log that discards everything (no thread, no fd), so callers
+  // need not test for it. On failure returns null and sets *error
   // ("cannot open PATH: reason").
-  static std::unique_ptr<access_log> open(const std::string& target, std::string* error);
+  static std::unique_ptr<access_log> open(const std::string& target, std::string* error,
+                                          size_t max_queued = default_max_queued);
   ~access_log();  // flushes everything queued, joins the writer
 
+  bool enabled() const;                      // false for "off"
   void write(access_record&& r);
-  void write_line(std::string&& json_line);  // pre-formatted (alerts)
-  void reopen();                             // SIGUSR1: reopen PATH
-  void flush();                              // block until queued lines are written
-  uint64_t dropped() const;
+  void write_line(std::string&& json_line);  // pre-formatted (alerts), no newline
+  // SIGUSR1: reopen PATH (after logrotate renamed it). Asynchronous: takes
+  // effect before the writer's next batch. If the reopen fails the old file
+  // stays in use and the failure is reported on stderr.
+  void reopen();
+  void flush();  // block until everything queued before the call is written
+  uint64_t dropped() const;  // records dropped because the queue was full
 
  private:
   access_log();
