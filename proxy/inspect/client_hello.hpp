@@ -1,8 +1,18 @@
 #pragma once
 // TLS ClientHello inspection: enough to find the SNI, never more. Pure (no
-// Asio), no allocation, safe on any bytes (fuzzed). Handles a ClientHello
-// split across several TLS records and delivered in arbitrary pieces.
+// Asio), no allocation, no state between calls, safe on any bytes (fuzzed).
+// Thread-safe (a pure function). Handles a ClientHello split across several
+// TLS handshake records and delivered in arbitrary pieces.
+//
+// Verdicts are monotonic: a verdict other than need_more depends only on the
+// bytes it was reached with, so a longer buffer gives the same verdict (and
+// the same SNI). The whole ClientHello is validated before ok is returned.
+//
+// The SNI is copied into the result (at most 255 bytes), never a view into
+// the caller's buffer: a fragmented ClientHello may split the name across two
+// records, and a copy also outlives the read buffer once it is relayed.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -10,26 +20,39 @@
 namespace egressd::proxy {
 
 enum class hello_status : uint8_t {
-  need_more,   // a valid prefix; read more bytes (up to max_client_hello)
-  ok,          // complete ClientHello parsed; sni may be empty (no SNI ext)
-  not_tls,     // first bytes are not a TLS handshake record / ClientHello
+  need_more,   // a valid prefix; read more bytes (up to the cap)
+  ok,          // complete ClientHello parsed; has_sni false when no SNI ext
+  not_tls,     // first record is not a TLS handshake record (e.g. plain HTTP,
+               // SSLv2 hello), or its first message is not a ClientHello
   malformed,   // TLS framing but inconsistent lengths, bad SNI encoding, ...
-  too_large,   // ClientHello exceeds the cap
+  too_large,   // ClientHello (with its record headers) exceeds the cap
 };
 const char* to_string(hello_status s);
 
 inline constexpr size_t max_client_hello = 16 * 1024 + 5 * 4;  // bytes on the wire
+inline constexpr size_t max_sni_length = 255;                  // DNS name limit
 
 struct hello_result {
   hello_status status = hello_status::need_more;
-  // host_name from server_name (type 0), pointing into the input buffer;
-  // empty when the ClientHello has no SNI extension.
-  std::string_view sni;
+  // True when status is ok and the ClientHello carries a server_name
+  // extension; its single host_name entry is then sni() (never empty).
   bool has_sni = false;
+  uint8_t sni_size = 0;
+  std::array<char, max_sni_length> sni_bytes{};  // [0, sni_size) valid; use sni()
+
+  std::string_view sni() const noexcept { return {sni_bytes.data(), sni_size}; }
 };
 
 // `data` holds every byte received so far from the client (from the first
-// byte of the connection). Call again with the longer buffer on need_more.
+// byte of the connection); bytes after the ClientHello (early data, ...) are
+// ignored. Call again with the longer buffer on need_more. `cap` bounds the
+// wire bytes (record headers included) a ClientHello may occupy.
+//
+// Strictness (anything else is malformed): record versions 0x0300..0x0304,
+// record lengths 1..2^14, continuation records of content type 22, lengths
+// that nest exactly, no bytes after the ClientHello in its last record, at
+// most one server_name extension holding exactly one host_name entry of
+// 1..255 bytes from [A-Za-z0-9._-].
 hello_result parse_client_hello(const uint8_t* data, size_t size,
                                 size_t cap = max_client_hello);
 
