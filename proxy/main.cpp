@@ -1,1 +1,148 @@
-int main() { return 0; }
+// egressd entry point: command line (SPEC "Command line"), start-up, and the
+// main thread's signal loop (reload, log reopen, drain). Workers never see
+// the signals: they are blocked before any thread starts and taken here with
+// sigwaitinfo.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "config/config.hpp"
+#include "monitor/access_log.hpp"
+#include "proxy/server.hpp"
+
+namespace {
+
+using namespace egressd;
+
+void print_errors(const std::vector<config::diagnostic>& errors) {
+  for (const auto& d : errors) fmt::print(stderr, "{}\n", d.str());
+}
+
+bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
+  if (a.listens.size() != b.listens.size() || a.threads != b.threads) return false;
+  for (size_t i = 0; i < a.listens.size(); ++i) {
+    if (a.listens[i].addr.to_string() != b.listens[i].addr.to_string() || a.listens[i].mode != b.listens[i].mode ||
+        a.listens[i].upstream_port != b.listens[i].upstream_port)
+      return false;
+  }
+  return a.access_log == b.access_log;
+}
+
+int run(const std::string& path) {
+  auto loaded = config::load_file(path);
+  if (!loaded.snap) {
+    print_errors(loaded.errors);
+    return 1;
+  }
+  std::string error;
+  std::unique_ptr<monitor::access_log> log;
+  if (loaded.snap->access_log != "off") {
+    log = monitor::access_log::open(loaded.snap->access_log, &error);
+    if (!log) {
+      fmt::print(stderr, "egressd: {}\n", error);
+      return 1;
+    }
+  }
+
+  // Block the signals we handle before any worker thread exists.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto current = loaded.snap;
+  auto srv = proxy::server::start(current, std::move(log), &error);
+  if (!srv) {
+    fmt::print(stderr, "egressd: {}\n", error);
+    return 1;
+  }
+  for (const auto& l : current->listens)
+    fmt::print(stderr, "egressd: listening on {} (mode {})\n", l.addr.to_string(), config::to_string(l.mode));
+  std::fflush(stderr);
+
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&set, &info);
+    if (sig < 0) continue;
+    if (sig == SIGHUP) {
+      auto next = config::load_file(path);
+      if (!next.snap) {
+        fmt::print(stderr, "egressd: reload of {} failed; the previous configuration keeps serving:\n", path);
+        print_errors(next.errors);
+      } else {
+        if (!same_listeners(*current, *next.snap))
+          fmt::print(stderr,
+                     "egressd: listeners, threads and access_log changes take effect only after a restart\n");
+        current = next.snap;
+        srv->publish(current);
+        fmt::print(stderr, "egressd: configuration reloaded from {}\n", path);
+      }
+      std::fflush(stderr);
+    } else if (sig == SIGUSR1) {
+      if (auto* l = srv->access_log()) l->reopen();
+    } else {
+      fmt::print(stderr, "egressd: stopping (draining for at most {} ms)\n", current->timeout.drain.count());
+      std::fflush(stderr);
+      srv->stop(current->timeout.drain);
+      return 0;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"egressd: an egress proxy that lets agents reach only allowlisted domains", "egressd"};
+  std::string conf = "conf/egressd.conf";
+  bool check = false;
+  app.add_option("-c,--config", conf, "configuration file")->capture_default_str();
+  app.add_flag("--check", check, "validate the configuration and its includes, print a summary, exit");
+  app.set_version_flag("--version", std::string("egressd ") + EGRESSD_VERSION);
+  std::vector<std::string> learn_logs;
+  auto* learn = app.add_subcommand("learn", "print an allowlist built from access-log lines (JSON)");
+  learn->add_option("LOG", learn_logs, "access-log files")->required();
+  std::string squid_conf;
+  auto* import = app.add_subcommand("import-squid", "print the egressd config equivalent of a squid.conf allowlist");
+  import->add_option("FILE", squid_conf, "squid.conf")->required();
+  app.require_subcommand(0, 1);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    fmt::print("egressd {}\n", EGRESSD_VERSION);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "egressd: {}\nRun 'egressd --help' for usage.\n", e.what());
+    return 2;
+  }
+
+  if (learn->parsed() || import->parsed()) {
+    fmt::print(stderr, "egressd: '{}' is not supported yet by this build\n", learn->parsed() ? "learn" : "import-squid");
+    return 1;
+  }
+  if (check) {
+    auto loaded = config::load_file(conf);
+    if (!loaded.snap) {
+      print_errors(loaded.errors);
+      return 1;
+    }
+    fmt::print("{}", config::summary(*loaded.snap));
+    fmt::print("{}: OK\n", conf);
+    return 0;
+  }
+  return run(conf);
+}

@@ -1,1 +1,300 @@
-// placeholder: implemented in a following commit
+#include "proxy/session.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "acl/pattern.hpp"
+#include "proxy/inspect/client_hello.hpp"
+#include "proxy/inspect/http_framing.hpp"
+#include "proxy/server.hpp"
+#include "proxy/session_impl.hpp"
+#include "proxy/upstream.hpp"
+
+namespace egressd::proxy {
+
+using acl::reason;
+
+awaitable<void> run_session(tcp::socket client, listener_info info, worker& w) {
+  session s(std::move(client), info, w);
+  co_await s.run();
+}
+
+session::session(tcp::socket s, listener_info info, worker& w)
+    : w_(w), snap_(w.snapshot()), info_(info), client_(std::move(s)) {
+  error_code ec;
+  auto peer = client_.socket().remote_endpoint(ec);
+  if (!ec) {
+    client_ip_ = to_acl_address(peer.address()).unmapped();
+    client_str_ = client_ip_.is_v4() ? fmt::format("{}:{}", client_ip_.to_string(), peer.port())
+                                     : fmt::format("[{}]:{}", client_ip_.to_string(), peer.port());
+  }
+  client_.socket().set_option(tcp::no_delay(true), ec);
+  reg_.client = &client_.socket();
+  w_.register_conn(reg_);
+}
+
+session::~session() {
+  error_code ec;
+  client_.socket().close(ec);
+  close_upstream();
+  w_.unregister_conn(reg_);
+}
+
+void session::close_upstream() {
+  if (up_) {
+    error_code ec;
+    up_->socket().close(ec);
+    up_.reset();
+  }
+  reg_.upstream = nullptr;
+  up_key_.clear();
+  up_addr_.clear();
+  ubuf_.clear();
+}
+
+void session::finish(monitor::access_record& rec) {
+  auto* log = w_.log();
+  if (!log) return;
+  rec.ts = std::chrono::system_clock::now();
+  rec.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
+  if (rec.client.empty()) rec.client = client_str_;
+  log->write(std::move(rec));
+}
+
+// Reads bytes until the end of a request head. The first byte of a request
+// after the first may take the idle timeout; the rest of a head must arrive
+// within the header timeout. Limits: a request line longer than
+// header_bytes is 414, a head longer than header_bytes is 431.
+awaitable<session::head_status> session::read_head(size_t* head_len, bool first) {
+  const size_t limit = snap_->limit.header_bytes;
+  size_t scanned = 0;
+  for (;;) {
+    auto data = static_cast<const char*>(cbuf_.data().data());
+    size_t size = cbuf_.size();
+    // Look for CRLFCRLF, or LFLF (bare LF: rejected later by the framing check).
+    for (size_t i = scanned; i < size; ++i) {
+      if (data[i] != '\n') continue;
+      if ((i >= 1 && data[i - 1] == '\n') || (i >= 3 && data[i - 1] == '\r' && data[i - 2] == '\n')) {
+        *head_len = i + 1;
+        co_return head_status::ok;
+      }
+    }
+    scanned = size;
+    if (size > limit) {
+      std::string_view v(data, size);
+      co_return v.find('\n') == std::string_view::npos ? head_status::uri_too_long : head_status::too_large;
+    }
+    client_.expires_after(size == 0 && !first ? snap_->timeout.idle : snap_->timeout.header);
+    error_code ec;
+    size_t want = std::min<size_t>(limit + 1 - size, 16 * 1024);
+    size_t n = co_await client_.async_read_some(cbuf_.prepare(want), net::redirect_error(use_awaitable, ec));
+    cbuf_.commit(n);
+    if (ec) co_return head_status::closed;
+  }
+}
+
+awaitable<void> session::run() {
+  for (bool first = true;; first = false) {
+    if (!first && w_.draining()) co_return;
+    reg_.idle = !first && cbuf_.size() == 0;
+    size_t head_len = 0;
+    head_status hs = co_await read_head(&head_len, first);
+    reg_.idle = false;
+    start_ = std::chrono::steady_clock::now();
+    monitor::access_record rec;
+    rec.kind = "http";
+    if (hs == head_status::closed) co_return;
+    if (hs != head_status::ok) {
+      co_await refuse(hs == head_status::too_large ? reason::header_too_large : reason::uri_too_long, {},
+                      false, rec);
+      co_return;
+    }
+    std::string_view head(static_cast<const char*>(cbuf_.data().data()), head_len);
+    if (auto fe = check_request_head(head); fe != framing_error::none) {
+      refusal_detail d;
+      d.what = to_string(fe);
+      co_await refuse(reason::bad_request, d, false, rec);
+      co_return;
+    }
+    request_parser p;
+    p.header_limit(static_cast<std::uint32_t>(std::min<uint64_t>(snap_->limit.header_bytes + 2, UINT32_MAX)));
+    p.body_limit(std::numeric_limits<std::uint64_t>::max());
+    error_code ec;
+    p.put(net::buffer(head.data(), head.size()), ec);
+    if (ec == http::error::need_more && p.is_header_done()) ec = {};
+    if (ec || !p.is_header_done()) {
+      refusal_detail d;
+      d.what = "unparsable request head";
+      co_await refuse(reason::bad_request, d, false, rec);
+      co_return;
+    }
+    cbuf_.consume(head_len);
+    if (!co_await handle(p, rec)) co_return;
+  }
+}
+
+awaitable<bool> session::handle(request_parser& p, monitor::access_record& rec) {
+  auto& req = p.get();
+  rec.method = std::string(req.method_string());
+  if (req.method() == http::verb::connect) {
+    rec.kind = "connect";
+    co_await handle_connect(p, rec);
+    co_return false;
+  }
+  co_return co_await forward_http(p, rec);
+}
+
+verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
+                       std::string_view method) const {
+  verdict v;
+  const auto& policy = *snap_->policy;
+  if (bracketed || acl::looks_like_ip_literal(raw_host)) {
+    v.host = std::string(raw_host);
+    v.literal = acl::parse_ip_literal(raw_host);
+    if (!v.literal || !policy.covered_by_allow_net(*v.literal, port)) {
+      v.why = reason::ip_literal;
+    } else if (w_.srv().is_self(*v.literal, port)) {
+      v.why = reason::self;
+    }
+    return v;
+  }
+  auto norm = acl::normalize_host(raw_host);
+  if (!norm) {
+    v.host = std::string(raw_host);
+    v.why = reason::bad_request;
+    return v;
+  }
+  v.host = std::move(*norm);
+  acl::decision d = policy.decide(v.host, port, method, client_ip_);
+  v.rule = d.matched;
+  if (!d.allowed) v.why = d.why;
+  return v;
+}
+
+awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_alive,
+                                monitor::access_record& rec) {
+  std::string resp = refusal_response(r, d, keep_alive);
+  rec.status = status_for(r);
+  // 5xx: the policy allowed it and the upstream side failed.
+  rec.decision = rec.status >= 500 ? "allow" : "deny";
+  rec.reason = acl::to_string(r);
+  error_code ec;
+  client_.expires_after(snap_->timeout.header);
+  co_await net::async_write(client_, net::buffer(resp), net::redirect_error(use_awaitable, ec));
+  finish(rec);
+}
+
+awaitable<void> session::handle_connect(request_parser& p, monitor::access_record& rec) {
+  target t;
+  if (!parse_authority_form(p.get().target(), &t)) {
+    refusal_detail d;
+    d.what = "CONNECT needs host:port";
+    co_await refuse(reason::bad_request, d, false, rec);
+    co_return;
+  }
+  verdict v = judge(t.host, t.bracketed, t.port, {});
+  rec.host = v.host;
+  rec.port = t.port;
+  if (v.rule) rec.rule = v.rule->pattern;
+  refusal_detail d;
+  d.host = v.host;
+  d.port = t.port;
+  if (v.why == reason::none && !p.is_done()) {
+    v.why = reason::bad_request;
+    d.what = "CONNECT with a body";
+  }
+  if (v.why != reason::none) {
+    if (v.why == reason::denied_rule && v.rule) d.rule = v.rule->pattern;
+    co_await refuse(v.why, d, false, rec);
+    co_return;
+  }
+
+  beast::tcp_stream up(w_.io());
+  reg_.upstream = &up.socket();
+  // The registry must never point at a socket of this frame once it is gone.
+  struct unregister_upstream {
+    conn_entry& reg;
+    ~unregister_upstream() { reg.upstream = nullptr; }
+  } guard{reg_};
+  dial_result dr = co_await dial(w_, *snap_, v.host, v.literal ? &*v.literal : nullptr, t.port, up);
+  if (dr.why != reason::none) {
+    d.address = dr.refused_address;
+    co_await refuse(dr.why, d, false, rec);
+    co_return;
+  }
+  rec.upstream = dr.remote.address().is_v6()
+                     ? fmt::format("[{}]:{}", dr.remote.address().to_string(), dr.remote.port())
+                     : fmt::format("{}:{}", dr.remote.address().to_string(), dr.remote.port());
+  rec.decision = "allow";
+  rec.status = 200;
+
+  static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
+  error_code ec;
+  client_.expires_after(snap_->timeout.header);
+  co_await net::async_write(client_, net::buffer(established), net::redirect_error(use_awaitable, ec));
+  if (ec) {
+    rec.reason = acl::to_string(reason::client_closed);
+    finish(rec);
+    co_return;
+  }
+
+  // On a TLS port, the whole ClientHello must arrive and name the CONNECT
+  // host before a byte goes upstream. An IP-literal destination (inside
+  // allow_net) has no name to compare, so it is not inspected.
+  if (snap_->is_tls_port(t.port) && !v.literal) {
+    reason bad = reason::none;
+    for (;;) {
+      auto h = parse_client_hello(static_cast<const uint8_t*>(cbuf_.data().data()), cbuf_.size());
+      if (h.status == hello_status::need_more) {
+        client_.expires_after(snap_->timeout.header);
+        size_t n = co_await client_.async_read_some(cbuf_.prepare(4096), net::redirect_error(use_awaitable, ec));
+        cbuf_.commit(n);
+        if (ec) {
+          bad = cbuf_.size() == 0 ? reason::client_closed : reason::not_tls;
+          break;
+        }
+        continue;
+      }
+      if (h.status != hello_status::ok) {
+        bad = reason::not_tls;
+      } else if (!h.has_sni) {
+        if (snap_->require_sni) bad = reason::no_sni;
+      } else {
+        rec.sni = std::string(h.sni());
+        auto sni = acl::normalize_host(h.sni());
+        if (!sni || *sni != v.host) bad = reason::sni_mismatch;
+      }
+      break;
+    }
+    if (bad != reason::none) {
+      rec.decision = bad == reason::client_closed ? "allow" : "deny";
+      rec.reason = acl::to_string(bad);
+      finish(rec);
+      co_return;
+    }
+  }
+
+  client_.expires_never();
+  tcp::socket cs = client_.release_socket();
+  tcp::socket us = up.release_socket();
+  reg_.client = &cs;
+  reg_.upstream = &us;
+  std::string_view first(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
+  relay_result rr = co_await relay(cs, us, first, {}, snap_->timeout.idle, w_.pipes());
+  reg_.client = nullptr;
+  reg_.upstream = nullptr;
+  rec.bytes_up = rr.bytes_up;
+  rec.bytes_down = rr.bytes_down;
+  switch (rr.end) {
+    case relay_end::idle_timeout: rec.reason = acl::to_string(reason::idle_timeout); break;
+    case relay_end::upstream_error: rec.reason = acl::to_string(reason::upstream_reset); break;
+    case relay_end::client_error: rec.reason = acl::to_string(reason::client_closed); break;
+    case relay_end::closed: rec.reason = acl::to_string(reason::shutdown); break;
+    case relay_end::done: break;
+  }
+  finish(rec);
+}
+
+}  // namespace egressd::proxy

@@ -1,0 +1,150 @@
+#include "proxy/server.hpp"
+
+#include <sys/socket.h>
+
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "proxy/worker.hpp"
+
+namespace egressd::proxy {
+namespace {
+
+acl::ip_address to_acl(const net::ip::address& a) {
+  if (a.is_v4()) return acl::ip_address::v4(a.to_v4().to_uint());
+  return acl::ip_address::v6(a.to_v6().to_bytes()).unmapped();
+}
+
+// Refuse to share a port with another process: SO_REUSEPORT would let a
+// second egressd (same user) silently split the traffic with the first.
+bool port_free(const tcp::endpoint& ep, std::string* error) {
+  net::io_context io;
+  tcp::acceptor probe(io);
+  error_code ec;
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  if (ec) {
+    *error = fmt::format("cannot listen on {}:{}: {}", ep.address().to_string(), ep.port(), ec.message());
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<tcp::acceptor> bind_reuseport(net::io_context& io, const tcp::endpoint& ep,
+                                              std::string* error) {
+  auto a = std::make_unique<tcp::acceptor>(io);
+  error_code ec;
+  a->open(ep.protocol(), ec);
+  if (!ec) a->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) {
+    int one = 1;
+    if (::setsockopt(a->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      ec.assign(errno, boost::system::system_category());
+  }
+  if (!ec) a->bind(ep, ec);
+  if (!ec) a->listen(4096, ec);
+  if (ec) {
+    *error = fmt::format("cannot listen on {}:{}: {}", ep.address().to_string(), ep.port(), ec.message());
+    return nullptr;
+  }
+  return a;
+}
+
+}  // namespace
+
+std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> snap,
+                                      std::unique_ptr<monitor::access_log> log, std::string* error) {
+  std::unique_ptr<server> s(new server());
+  s->log_ = std::move(log);
+  unsigned n = snap->threads ? snap->threads : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i)
+    s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->log_.get()));
+
+  for (const auto& l : snap->listens) {
+    error_code ec;
+    auto addr = net::ip::make_address(l.addr.host, ec);
+    if (ec) {
+      *error = fmt::format("{}:{}: cannot listen on {}: not an IP address", l.file, l.line, l.addr.host);
+      return nullptr;
+    }
+    tcp::endpoint ep(addr, l.addr.port);
+    if (ep.port() != 0 && !port_free(ep, error)) return nullptr;
+    listener_info info{l.mode, ep, l.upstream_port};
+    for (auto& w : s->workers_) {
+      auto a = bind_reuseport(w->io(), ep, error);
+      if (!a) return nullptr;
+      // Port 0: every worker shares the port the first one got.
+      ep = a->local_endpoint(ec);
+      info.local = ep;
+      w->add_acceptor(std::move(a), info);
+    }
+    s->own_.push_back({to_acl(ep.address()), ep.address().is_unspecified(), ep.port()});
+  }
+  for (auto& w : s->workers_) w->start();
+  return s;
+}
+
+server::~server() {
+  for (auto& w : workers_) w->stop_and_join();
+}
+
+void server::publish(std::shared_ptr<const config::snapshot> snap) {
+  for (auto& w : workers_) w->publish(snap);
+}
+
+void server::stop(std::chrono::milliseconds drain) {
+  for (auto& w : workers_) w->begin_drain();
+  auto deadline = std::chrono::steady_clock::now() + drain;
+  for (;;) {
+    size_t active = 0;
+    for (auto& w : workers_) active += w->active();
+    if (active == 0 || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& w : workers_) w->force_close();
+  // Give closed sessions a moment to write their log lines.
+  auto grace = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  for (;;) {
+    size_t active = 0;
+    for (auto& w : workers_) active += w->active();
+    if (active == 0 || std::chrono::steady_clock::now() >= grace) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& w : workers_) w->stop_and_join();
+  if (log_) log_->flush();
+}
+
+bool server::is_self(const acl::ip_address& a, uint16_t port) const {
+  acl::ip_address u = a.unmapped();
+  for (const auto& b : own_) {
+    if (b.port != port) continue;
+    if (b.addr == u) return true;
+    // A wildcard listener is reachable on every local address; loopback and
+    // the unspecified address are the ones a client can name for sure.
+    if (b.any) {
+      if (u.is_v4() && (u.bytes[0] == 127 || u.v4_host_order() == 0)) return true;
+      static const acl::ip_address v6_loop = [] {
+        std::array<uint8_t, 16> b{};
+        b[15] = 1;
+        return acl::ip_address::v6(b);
+      }();
+      if (u == v6_loop) return true;
+    }
+  }
+  return false;
+}
+
+bool server::try_admit(uint64_t max_conns) {
+  uint64_t n = conns_.fetch_add(1, std::memory_order_relaxed);
+  if (n >= max_conns) {
+    conns_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void server::release() { conns_.fetch_sub(1, std::memory_order_relaxed); }
+
+}  // namespace egressd::proxy

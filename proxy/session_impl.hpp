@@ -1,0 +1,68 @@
+#pragma once
+// Internal to proxy/: the state of one forward-proxy connection, shared by
+// session.cpp (request loop, judging, CONNECT) and http_forward.cpp (plain
+// HTTP forwarding). Lives in run_session's coroutine frame; used only on its
+// worker's thread.
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "acl/ip_address.hpp"
+#include "acl/policy.hpp"
+#include "monitor/access_log.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/request_target.hpp"
+#include "proxy/responses.hpp"
+#include "proxy/worker.hpp"
+
+namespace egressd::proxy {
+
+using request_parser = http::request_parser<http::buffer_body>;
+
+// The outcome of judging a destination (name or IP literal).
+struct verdict {
+  acl::reason why = acl::reason::none;  // none: allowed
+  const acl::rule* rule = nullptr;
+  std::string host;                          // normalised name, or the literal as written
+  std::optional<acl::ip_address> literal;    // set for IP-literal destinations
+};
+
+class session {
+ public:
+  session(tcp::socket s, listener_info info, worker& w);
+  ~session();
+  awaitable<void> run();
+
+ private:
+  enum class head_status { ok, closed, too_large, uri_too_long };
+  awaitable<head_status> read_head(size_t* head_len, bool first);
+  // Returns true to keep the client connection for another request.
+  awaitable<bool> handle(request_parser& p, monitor::access_record& rec);
+  awaitable<void> handle_connect(request_parser& p, monitor::access_record& rec);
+  awaitable<bool> forward_http(request_parser& p, monitor::access_record& rec);
+  verdict judge(std::string_view raw_host, bool bracketed, uint16_t port, std::string_view method) const;
+  awaitable<void> refuse(acl::reason r, const refusal_detail& d, bool keep_alive,
+                         monitor::access_record& rec);
+  void close_upstream();
+  void finish(monitor::access_record& rec);
+
+  worker& w_;
+  std::shared_ptr<const config::snapshot> snap_;
+  listener_info info_;
+  beast::tcp_stream client_;
+  beast::flat_buffer cbuf_;
+  conn_entry reg_;
+  std::string client_str_;
+  acl::ip_address client_ip_;
+  std::chrono::steady_clock::time_point start_;
+
+  // The upstream connection kept while the client keeps asking the same
+  // host:port (HTTP keep-alive), and bytes read past its last response.
+  std::optional<beast::tcp_stream> up_;
+  beast::flat_buffer ubuf_;
+  std::string up_key_;
+  std::string up_addr_;
+};
+
+}  // namespace egressd::proxy
