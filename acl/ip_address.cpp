@@ -91,6 +91,8 @@ std::optional<ip_address> parse_aton(std::string_view s) {
 std::optional<ip_address> pton(int af, std::string_view s) {
   char buf[64];
   if (s.empty() || s.size() >= sizeof buf) return std::nullopt;
+  // An embedded NUL would silently truncate the text inet_pton sees.
+  if (s.find('\0') != std::string_view::npos) return std::nullopt;
   std::memcpy(buf, s.data(), s.size());
   buf[s.size()] = '\0';
   if (af == AF_INET) {

@@ -165,6 +165,12 @@ TEST(AclIpAddress, StrictParsing) {
                           "[::1]", "1.2.3.256", " 1.2.3.4", "1.2.3.4 ", "fe80::1%eth0",
                           "example.com", "1.2.3", "::g", "01.2.3.4"})
     EXPECT_FALSE(parse_ip_strict(bad)) << bad;
+  // An embedded NUL must not truncate the text (found by the fuzzer).
+  EXPECT_FALSE(parse_ip_strict(std::string_view("1.2.3.4\0x", 9)));
+  EXPECT_FALSE(parse_ip_strict(std::string_view("::1\0x", 5)));
+  EXPECT_FALSE(parse_ip_literal(std::string_view("::1\0x", 5)));
+  EXPECT_FALSE(parse_ip_literal(std::string_view("[::1\0]", 6)));
+  EXPECT_FALSE(parse_ip_literal(std::string_view("1.2.3.4\0", 8)));
 }
 
 TEST(AclIpAddress, CidrParsing) {
