@@ -238,7 +238,8 @@ std::optional<ip_address> parse_ip_strict(std::string_view text) {
 
 bool cidr::contains(const ip_address& a) const {
   const ip_address u = a.unmapped();
-  if (network.is_v4()) return u.is_v4() && prefix_equal(u.bytes.data(), network.bytes.data(), prefix);
+  if (network.is_v4())
+    return u.is_v4() && prefix_equal(u.bytes.data(), network.bytes.data(), prefix);
   // A v6 network covering ::ffff:0:0/96 (e.g. ::/0 or ::ffff:10.0.0.0/104)
   // also covers the plain IPv4 address.
   const ip_address v6 = u.is_v4() ? to_mapped(u) : u;

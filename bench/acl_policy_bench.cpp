@@ -34,11 +34,13 @@ std::vector<rule> make_rules(int n) {
   for (int i = 0; i < n; ++i) {
     const std::string id = std::to_string(i);
     const auto act = i % 97 == 0 ? rule::action_t::deny : rule::action_t::allow;
+    std::string pattern;
     switch (i % 3) {
-      case 0: rules.push_back(make_rule(act, "api" + id + ".svc" + std::to_string(i % 1000) + ".com")); break;
-      case 1: rules.push_back(make_rule(act, ".s" + id + ".example.net")); break;
-      default: rules.push_back(make_rule(act, "*.w" + id + ".example.org")); break;
+      case 0: pattern = "api" + id + ".svc" + std::to_string(i % 1000) + ".com"; break;
+      case 1: pattern = ".s" + id + ".example.net"; break;
+      default: pattern = "*.w" + id + ".example.org"; break;
     }
+    rules.push_back(make_rule(act, std::move(pattern)));
   }
   using act = rule::action_t;
   rules.push_back(make_rule(act::allow, "~[a-z0-9-]+\\.s3\\.[a-z0-9-]+\\.amazonaws\\.com"));
@@ -146,7 +148,12 @@ void BM_parse_ip_literal_classify(benchmark::State& state) {
 BENCHMARK(BM_decide_hit)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_decide_miss)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_decide_regex_hit)->Arg(1000)->Arg(100000)->Arg(1000000);
-BENCHMARK(BM_build)->Arg(1000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_build)
+    ->Arg(1000)
+    ->Arg(100000)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 BENCHMARK(BM_parse_ip_literal_classify);
 
 }  // namespace
