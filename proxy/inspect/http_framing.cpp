@@ -75,6 +75,12 @@ bool iequals_underscore(std::string_view s, std::string_view lower_lit) {
   return true;
 }
 
+bool is_token(std::string_view s) {
+  for (char c : s)
+    if (!is(c, cc_tchar)) return false;
+  return !s.empty();
+}
+
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && is_ows(v.front())) v.remove_prefix(1);
   while (!v.empty() && is_ows(v.back())) v.remove_suffix(1);
@@ -146,9 +152,11 @@ void add_transfer_codings(std::string_view v, framing_state& st) {
   for (;;) {
     const size_t comma = v.find(',');
     const std::string_view coding = trim_ows(v.substr(0, comma));
-    // Transfer parameters never make "chunked" (it has none), so comparing
-    // the whole element is right: "chunked;x=1" is not chunked.
-    if (coding.empty() || st.te_last_chunked) st.te_bad = true;
+    // Each coding must be a bare token: Beast 1.74 stops understanding the
+    // list at a non-token byte (found by fuzzing: "\xe2,chunked" is chunked
+    // to a naive reader, not to Beast), and transfer parameters are never
+    // sent in practice ("chunked;x=1" is chunked to Beast).
+    if (coding.empty() || st.te_last_chunked || !is_token(coding)) st.te_bad = true;
     st.te_last_chunked = iequals(coding, "chunked");
     if (comma == std::string_view::npos) break;
     v.remove_prefix(comma + 1);

@@ -5,10 +5,10 @@
 // final CRLF CRLF) before Beast parses them. Fuzzed.
 //
 // Deliberately stricter than RFC 9112 where two parsers could disagree: no
-// leading empty lines, no whitespace after a Content-Length value, no empty
-// Transfer-Encoding list elements, one Host line. The first problem found
-// (scanning bytes, then lines, in order; the CL/TE combination checks last)
-// is returned.
+// leading empty lines, no whitespace after a Content-Length value, transfer
+// codings that are bare tokens (no empty elements, no parameters), one Host
+// line. The first problem found (scanning bytes, then lines, in order; the
+// CL/TE combination checks last) is returned.
 
 #include <cstdint>
 #include <string_view>
@@ -28,7 +28,8 @@ enum class framing_error : uint8_t {
   invalid_cl,          // Content-Length not 1*DIGIT (after leading OWS) or
                        // overflowing uint64
   te_not_chunked_last, // Transfer-Encoding (all its lines, in order) whose last
-                       // coding is not chunked, chunked twice, or an empty element
+                       // coding is not chunked, chunked twice, or an element
+                       // that is not a bare token (empty, parameters, quotes)
   te_in_http10,        // Transfer-Encoding in an HTTP/1.0 request
   invalid_request_line,// not `token SP 1*VCHAR SP HTTP/1.DIGIT`, single spaces
   nul_byte,            // NUL or other control characters (CTL except HTAB, DEL)

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <string>
 
 namespace {
@@ -102,6 +104,13 @@ const head_case attacks[] = {
      post_with("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"),
      framing_error::te_not_chunked_last},
     {"te_empty", post_with("Transfer-Encoding:\r\n"), framing_error::te_not_chunked_last},
+    // Found by the differential fuzzer: Beast 1.74 does not read these as chunked.
+    {"te_non_token_before_chunked", post_with("Transfer-Encoding:\xe2,chunked\r\n"),
+     framing_error::te_not_chunked_last},
+    {"te_param_before_chunked", post_with("Transfer-Encoding: gzip;q=1, chunked\r\n"),
+     framing_error::te_not_chunked_last},
+    {"te_space_in_coding", post_with("Transfer-Encoding: gz ip, chunked\r\n"),
+     framing_error::te_not_chunked_last},
     {"te_empty_element", post_with("Transfer-Encoding: ,chunked\r\n"),
      framing_error::te_not_chunked_last},
     {"te_trailing_comma", post_with("Transfer-Encoding: chunked,\r\n"),
@@ -230,6 +239,18 @@ TEST(http_framing, control_bytes_in_values) {
     const std::string head = get_with("X-Foo: a"s + static_cast<char>(b) + "b\r\n");
     EXPECT_NE(check_request_head(head), framing_error::none) << b;
   }
+}
+
+// With EGRESSD_WRITE_CORPUS=DIR, writes every table head to DIR (the seed
+// corpus of tests/fuzz/inspect_http_framing_fuzz.cpp).
+TEST(http_framing, write_seed_corpus) {
+  const char* dir = std::getenv("EGRESSD_WRITE_CORPUS");
+  if (dir == nullptr) GTEST_SKIP() << "EGRESSD_WRITE_CORPUS not set";
+  auto write = [&](const head_case& c) {
+    std::ofstream(std::string(dir) + "/" + c.name, std::ios::binary) << c.head;
+  };
+  for (const head_case& c : valid_heads) write(c);
+  for (const head_case& c : attacks) write(c);
 }
 
 TEST(http_framing, every_error_has_a_name) {
