@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,37 @@ struct limits {
   uint64_t max_clients = 4096;
 };
 
+// `dns_listen ADDR:PORT [answer=IP]`
+struct dns_listen_spec {
+  endpoint addr;
+  acl::ip_address answer;  // the A record for allowed names (IPv4)
+  std::string file;
+  int line = 0;
+};
+
+// `forward LISTEN TARGET`: plain TCP forward.
+struct forward_spec {
+  endpoint listen;  // IP literal
+  endpoint target;  // name or IP literal
+  std::string file;
+  int line = 0;
+};
+
+enum class anomaly_action : uint8_t { log, block };
+
+// `anomaly KEY=VALUE...`; always present with the SPEC defaults.
+struct anomaly_settings {
+  milliseconds window{60'000};
+  uint64_t unique_domains = 10;
+  uint64_t bytes_out = 1024 * 1024;
+  uint64_t total_bytes_out = 50ull * 1024 * 1024;
+  double requests_per_second = 2.0;  // requests=120/m
+  double error_rate = 0.30;          // fraction (error_rate=30%)
+  uint64_t min_requests = 5;
+  anomaly_action action = anomaly_action::log;
+  milliseconds block_for{0};  // action=block:DURATION
+};
+
 // name -> addresses, from `hosts FILE` (/etc/hosts format). Keys lower-case.
 using hosts_table = std::map<std::string, std::vector<acl::ip_address>, std::less<>>;
 
@@ -69,6 +101,14 @@ struct snapshot {
   std::unique_ptr<acl::policy> policy;  // never null in a loaded snapshot
   std::vector<std::string> files;       // every file read (main + includes)
 
+  std::optional<endpoint> admin;  // absent = no admin endpoint
+  std::vector<dns_listen_spec> dns_listens;
+  std::vector<forward_spec> forwards;
+  std::optional<endpoint> upstream_proxy;  // http://HOST:PORT (host may be a name)
+  bool report_mode = false;                // `mode report`
+  anomaly_settings anomaly;
+  std::vector<acl::client_group> groups;  // also inside policy; kept for --check
+
   bool is_tls_port(uint16_t p) const;
 };
 
@@ -84,12 +124,23 @@ struct load_result {
   std::vector<diagnostic> errors;        // every error found, in file order
 };
 
+struct load_options {
+  // Test hook: parse features this build does not implement yet (see
+  // config/features.cpp) instead of reporting "not supported yet".
+  bool allow_unsupported = false;
+  // false: never touch the file system (fuzzing): `include` and `hosts FILE`
+  // are errors and the default /etc/hosts is not read.
+  bool file_access = true;
+};
+
 // Reads FILE and its includes (include GLOB is relative to the including
 // file; a glob matching nothing is fine, a plain missing file is an error).
-load_result load_file(const std::string& path);
+// Relative `hosts` and `access_log` paths are relative to the file too.
+load_result load_file(const std::string& path, const load_options& opts = {});
 // Same grammar from a string; `name` is used in diagnostics, and includes are
 // relative to the current directory.
-load_result load_string(std::string_view text, const std::string& name);
+load_result load_string(std::string_view text, const std::string& name,
+                        const load_options& opts = {});
 
 // Multi-line human summary for `--check` (listeners, rule counts, ...).
 std::string summary(const snapshot& s);
@@ -98,6 +149,9 @@ std::string summary(const snapshot& s);
 bool parse_size(std::string_view v, uint64_t* out);           // 64K, 1M, 2G, 100
 bool parse_duration(std::string_view v, milliseconds* out);   // 10s, 500ms, 5m, 1h
 bool parse_rate(std::string_view v, double* per_second);      // 3/m, 10/s, 100/h
+// HOST:PORT, [V6]:PORT, or without port when !port_required (port left 0;
+// a bare IPv6 address is accepted then). HOST is a strict IP literal
+// (stored in canonical text) or a DNS name (stored lower-case).
 bool parse_endpoint(std::string_view v, endpoint* out, bool port_required);
 
 }  // namespace egressd::config

@@ -1,0 +1,48 @@
+// The switch list: one line per feature. Flip `false` to `true` when the
+// proxy implements it; the parser then stops reporting
+// "FILE:LINE: <thing> is not supported yet by this build".
+#include "config/features.hpp"
+
+namespace egressd::config {
+
+bool supported(feature f) {
+  switch (f) {
+    case feature::rule_rate: return false;
+    case feature::rule_burst: return false;
+    case feature::rule_per_client: return false;
+    case feature::rule_conns: return false;
+    case feature::rule_bandwidth: return false;
+    case feature::client_groups: return false;
+    case feature::admin: return false;
+    case feature::anomaly: return false;
+    case feature::report_mode: return false;
+    case feature::forward: return false;
+    case feature::upstream_proxy: return false;
+    case feature::dns_listen: return false;
+    case feature::listen_sni: return false;
+    case feature::listen_http: return false;
+  }
+  return false;
+}
+
+const char* describe(feature f) {
+  switch (f) {
+    case feature::rule_rate: return "allow option rate=";
+    case feature::rule_burst: return "allow option burst=";
+    case feature::rule_per_client: return "allow option per=";
+    case feature::rule_conns: return "allow option conns=";
+    case feature::rule_bandwidth: return "allow option bandwidth=";
+    case feature::client_groups: return "client groups (group NAME, allow group=)";
+    case feature::admin: return "the admin directive";
+    case feature::anomaly: return "the anomaly directive";
+    case feature::report_mode: return "mode report";
+    case feature::forward: return "the forward directive";
+    case feature::upstream_proxy: return "the upstream_proxy directive";
+    case feature::dns_listen: return "the dns_listen directive";
+    case feature::listen_sni: return "listen mode=sni";
+    case feature::listen_http: return "listen mode=http";
+  }
+  return "?";
+}
+
+}  // namespace egressd::config
