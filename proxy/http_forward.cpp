@@ -122,10 +122,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     co_return false;
   }
   verdict v = judge(t.host, t.bracketed, t.port, req.method_string());
-  rec.host = v.host;
+  note_verdict(v, rec);
   rec.port = t.port;
   rec.path = std::string(path_without_query(t.path));
-  if (v.rule) rec.rule = v.rule->pattern;
 
   // A refusal keeps the connection only when no request body is pending.
   const bool client_ka = req.keep_alive() && !w_.draining();
@@ -187,7 +186,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       up_addr_ = endpoint_string(dr.remote);
     }
     rec.upstream = up_addr_;
-    rec.decision = "allow";
+    if (v.reported == reason::none) rec.decision = "allow";
 
     if (expect_continue && has_body) {
       expect_continue = false;

@@ -30,6 +30,14 @@ session::session(tcp::socket s, listener_info info, worker& w)
                                      : fmt::format("[{}]:{}", client_ip_.to_string(), peer.port());
   }
   client_.socket().set_option(tcp::no_delay(true), ec);
+  for (const auto& g : snap_->groups) {
+    bool in = false;
+    for (const auto& n : g.nets) in = in || n.contains(client_ip_);
+    if (in) {
+      group_ = g.name;
+      break;
+    }
+  }
   reg_.client = &client_.socket();
   w_.register_conn(reg_);
 }
@@ -60,6 +68,7 @@ void session::finish(monitor::access_record& rec) {
   rec.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
   if (rec.client.empty()) rec.client = client_str_;
+  if (rec.group.empty()) rec.group = group_;
   log->write(std::move(rec));
 }
 
@@ -169,8 +178,24 @@ verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
   v.host = std::move(*norm);
   acl::decision d = policy.decide(v.host, port, method, client_ip_);
   v.rule = d.matched;
-  if (!d.allowed) v.why = d.why;
+  if (!d.allowed) {
+    v.why = d.why;
+    if (snap_->report_mode) {
+      // Only the allowlist is relaxed; address, protocol and SNI checks still block.
+      v.reported = v.why;
+      v.why = reason::none;
+    }
+  }
   return v;
+}
+
+void session::note_verdict(const verdict& v, monitor::access_record& rec) const {
+  rec.host = v.host;
+  if (v.rule) rec.rule = v.rule->pattern;
+  if (v.reported != reason::none) {
+    rec.decision = "report";
+    rec.reason = acl::to_string(v.reported);
+  }
 }
 
 awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_alive,
@@ -178,7 +203,10 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
   std::string resp = refusal_response(r, d, keep_alive);
   rec.status = status_for(r);
   // 5xx: the policy allowed it and the upstream side failed.
-  rec.decision = rec.status >= 500 ? "allow" : "deny";
+  if (rec.status < 500)
+    rec.decision = "deny";
+  else if (std::string_view(rec.decision) != "report")
+    rec.decision = "allow";
   rec.reason = acl::to_string(r);
   error_code ec;
   client_.expires_after(snap_->timeout.header);
@@ -195,9 +223,8 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
     co_return;
   }
   verdict v = judge(t.host, t.bracketed, t.port, {});
-  rec.host = v.host;
+  note_verdict(v, rec);
   rec.port = t.port;
-  if (v.rule) rec.rule = v.rule->pattern;
   refusal_detail d;
   d.host = v.host;
   d.port = t.port;
@@ -227,7 +254,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   rec.upstream = dr.remote.address().is_v6()
                      ? fmt::format("[{}]:{}", dr.remote.address().to_string(), dr.remote.port())
                      : fmt::format("{}:{}", dr.remote.address().to_string(), dr.remote.port());
-  rec.decision = "allow";
+  if (v.reported == reason::none) rec.decision = "allow";
   rec.status = 200;
 
   static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";

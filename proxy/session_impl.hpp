@@ -26,6 +26,9 @@ struct verdict {
   const acl::rule* rule = nullptr;
   std::string host;                          // normalised name, or the literal as written
   std::optional<acl::ip_address> literal;    // set for IP-literal destinations
+  // mode report: the allowlist reason it would have been denied for; the
+  // request goes on and is logged with decision "report".
+  acl::reason reported = acl::reason::none;
 };
 
 class session {
@@ -46,6 +49,7 @@ class session {
                          monitor::access_record& rec);
   void close_upstream();
   void finish(monitor::access_record& rec);
+  void note_verdict(const verdict& v, monitor::access_record& rec) const;
 
   worker& w_;
   std::shared_ptr<const config::snapshot> snap_;
@@ -55,6 +59,7 @@ class session {
   conn_entry reg_;
   std::string client_str_;
   acl::ip_address client_ip_;
+  std::string group_;  // first `group` containing the client, for the log
   std::chrono::steady_clock::time_point start_;
 
   // The upstream connection kept while the client keeps asking the same

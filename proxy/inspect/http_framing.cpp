@@ -35,6 +35,7 @@ enum char_class : uint8_t {
   cc_ctl = 1,    // CTL other than HTAB, CR, LF; and DEL
   cc_tchar = 2,  // RFC 9110 §5.6.2 token character
   cc_vchar = 4,  // visible ASCII 0x21..0x7E
+  cc_stop = 8,   // bytes pass 1 must look at: CTL, DEL, CR, LF
 };
 
 constexpr std::array<uint8_t, 256> make_table() {
@@ -42,6 +43,9 @@ constexpr std::array<uint8_t, 256> make_table() {
   for (int c = 0; c < 0x20; ++c)
     if (c != '\t' && c != '\r' && c != '\n') t[c] = cc_ctl;
   t[0x7F] = cc_ctl;
+  for (int c = 0; c < 0x20; ++c)
+    if (c != '\t') t[c] |= cc_stop;
+  t[0x7F] |= cc_stop;
   for (int c = 0x21; c < 0x7F; ++c) t[c] = cc_vchar;
   constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
   for (int c = '0'; c <= '9'; ++c) t[c] |= cc_tchar;
@@ -91,6 +95,7 @@ std::string_view trim_ows(std::string_view v) {
 framing_error check_bytes(std::string_view head) {
   for (size_t i = 0; i < head.size(); ++i) {
     const char c = head[i];
+    if (!is(c, cc_stop)) continue;
     if (c == '\r') {
       if (i + 1 >= head.size() || head[i + 1] != '\n') return framing_error::bare_cr;
       ++i;  // the LF of this CRLF
