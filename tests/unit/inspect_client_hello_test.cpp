@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -442,6 +443,35 @@ TEST(client_hello, verdicts_are_monotonic_under_mutation) {
       }
     }
   }
+}
+
+// With EGRESSD_WRITE_CORPUS=DIR, writes seeds for
+// tests/fuzz/inspect_client_hello_fuzz.cpp: the captures, each as an odd
+// byte + its handshake message (the fuzzer's fragmentation mode), built
+// hellos, and a fragmented one.
+TEST(client_hello, write_seed_corpus) {
+  const char* env = std::getenv("EGRESSD_WRITE_CORPUS");
+  if (env == nullptr) GTEST_SKIP() << "EGRESSD_WRITE_CORPUS not set";
+  const std::string dir = env;
+  auto write = [&](const std::string& name, const bytes& b) {
+    std::ofstream(dir + "/" + name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  };
+  for (const capture_case& c : captures) {
+    const std::string stem = std::string(c.file).substr(0, std::string(c.file).find('.'));
+    const bytes wire = load(c.file);
+    write(stem, wire);
+    bytes frag = {0x01};
+    const bytes hs = handshake_of(wire);
+    frag.insert(frag.end(), hs.begin(), hs.end());
+    write(stem + "_fragment_mode", frag);
+    write(stem + "_split", records(hs, {7, 60}));
+  }
+  write("built_typical", records(typical().build()));
+  hello_parts p = typical();
+  p.with_extensions = false;
+  write("built_no_extensions", records(p.build()));
+  write("http_get", bytes{'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', '/', '1', '.', '1'});
 }
 
 }  // namespace
