@@ -91,8 +91,34 @@ void loader::read_file(const std::string& path, bool from_include) {
   stack_.pop_back();
 }
 
+// Upper bound on the allow/deny lines of a large text (lines starting with
+// 'a' or 'd'), so the rule vectors grow once instead of doubling through
+// hundreds of megabytes.
+static size_t estimate_rules(std::string_view text) {
+  size_t n = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    char c = text[pos];
+    n += (c == 'a') | (c == 'd');
+    const void* nl = std::memchr(text.data() + pos, '\n', text.size() - pos);
+    if (!nl) break;
+    pos = size_t(static_cast<const char*>(nl) - text.data()) + 1;
+  }
+  return n;
+}
+
+void loader::reserve_rules(std::string_view text) {
+  if (text.size() < (64u << 10)) return;
+  size_t need = ctx_.rules.size() + estimate_rules(text);
+  if (need <= ctx_.rules.capacity()) return;
+  need = std::max(need, ctx_.rules.capacity() * 2);  // keep growth amortised across includes
+  ctx_.rules.reserve(need);
+  ctx_.rule_origins.reserve(need);
+}
+
 void loader::parse_text(std::string_view text, const std::string& file, const std::string& dir) {
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 BOM
+  reserve_rules(text);
   int line = 0;
   size_t pos = 0;
   while (pos < text.size()) {

@@ -26,6 +26,7 @@ class loader {
  private:
   // Reads and parses one file. from_include: errors go to the include line.
   void read_file(const std::string& path, bool from_include);
+  void reserve_rules(std::string_view text);
   void parse_text(std::string_view text, const std::string& file, const std::string& dir);
   void include(const line_tokens& t);
   void include_one(const std::string& path);
