@@ -201,8 +201,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     up_->expires_after(snap_->timeout.idle);
     co_await http::async_write_header(*up_, req_sr, net::redirect_error(use_awaitable, ec));
     body_end be = ec ? body_end::write_error : body_end::ok;
-    if (be == body_end::ok)
+    if (be == body_end::ok) {
       be = co_await relay_body(client_, cbuf_, p, *up_, req_sr, buf.get(), snap_->timeout.idle, &rec.bytes_up);
+    }
     if (be == body_end::bad_framing) {
       // The upstream saw at most an unfinished message; it is closed, never reused.
       close_upstream();
@@ -296,8 +297,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
   client_.expires_after(snap_->timeout.idle);
   co_await http::async_write_header(client_, res_sr, net::redirect_error(use_awaitable, ec));
   body_end be = ec ? body_end::write_error : body_end::ok;
-  if (be == body_end::ok)
+  if (be == body_end::ok) {
     be = co_await relay_body(*up_, ubuf_, *rp, client_, res_sr, buf.get(), snap_->timeout.idle, &rec.bytes_down);
+  }
   if (be != body_end::ok) {
     close_upstream();
     if (be == body_end::read_error || be == body_end::bad_framing)

@@ -59,8 +59,13 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   std::unique_ptr<server> s(new server());
   s->log_ = std::move(log);
   unsigned n = snap->threads ? snap->threads : std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i)
-    s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->log_.get()));
+  try {
+    for (unsigned i = 0; i < n; ++i)
+      s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->log_.get()));
+  } catch (const std::exception& e) {
+    *error = fmt::format("cannot start the DNS resolver: {}", e.what());
+    return nullptr;
+  }
 
   for (const auto& l : snap->listens) {
     error_code ec;

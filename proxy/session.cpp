@@ -140,7 +140,9 @@ awaitable<void> session::run() {
       co_return;
     }
     cbuf_.consume(head_len);
-    if (!co_await handle(p, rec)) co_return;
+    // (GCC 12 miscompiles co_await inside a condition: keep it a statement.)
+    const bool keep = co_await handle(p, rec);
+    if (!keep) co_return;
   }
 }
 

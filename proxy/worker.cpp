@@ -75,7 +75,13 @@ void worker::publish(std::shared_ptr<const config::snapshot> snap) {
     // Lookups in flight keep the old resolver alive only until it is
     // destroyed here, which completes them with a failure: rare (reload
     // changing resolvers) and better than mixing servers.
-    if (dns_changed) make_resolver();
+    if (dns_changed) {
+      try {
+        make_resolver();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "egressd: keeping the previous resolver: %s\n", e.what());
+      }
+    }
   });
 }
 
