@@ -63,11 +63,11 @@ bool once_key(parse_context& ctx, std::string_view directive, std::string_view k
   return ctx.once(id, std::string(directive) + " " + std::string(key) + "=");
 }
 
-bool on_off(parse_context& ctx, std::string_view v, bool* out) {
+bool on_off(parse_context& ctx, std::string_view directive, std::string_view v, bool* out) {
   if (v == "on") *out = true;
   else if (v == "off") *out = false;
   else {
-    ctx.error("expected on or off, not '" + std::string(v) + "'");
+    ctx.error(std::string(directive) + " takes on or off, not '" + std::string(v) + "'");
     return false;
   }
   return true;
@@ -126,7 +126,7 @@ void directive_require_sni(parse_context& ctx, const line_tokens& t) {
   take_options(ctx, "require_sni", t, {}, nullptr);
   if (!ctx.once("require_sni", "require_sni")) return;
   if (!expect_args(ctx, t, 1, 1, "require_sni on|off")) return;
-  on_off(ctx, t.args()[0], &ctx.snap->require_sni);
+  on_off(ctx, "require_sni", t.args()[0], &ctx.snap->require_sni);
 }
 
 void directive_mode(parse_context& ctx, const line_tokens& t) {

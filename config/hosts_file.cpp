@@ -14,7 +14,7 @@ void parse_hosts(std::string_view text, const std::string& file, hosts_table* ta
   auto report = [&](int line, std::string msg) {
     if (errors) errors->push_back({file, line, std::move(msg)});
   };
-  line_tokens t;  // same word splitting and comment rule as the config
+  line_tokens t;  // same word splitting as the config
   int line = 0;
   size_t pos = 0;
   while (pos < text.size()) {
@@ -23,6 +23,8 @@ void parse_hosts(std::string_view text, const std::string& file, hosts_table* ta
     std::string_view l = text.substr(pos, end - pos);
     pos = end + 1;
     ++line;
+    // As the C library: '#' anywhere starts the comment.
+    if (auto hash = l.find('#'); hash != std::string_view::npos) l = l.substr(0, hash);
     t.split(l);
     if (t.empty()) continue;
     std::string_view addr_text = t.directive();

@@ -17,8 +17,18 @@ void line_tokens::split(std::string_view line) {
   options_.clear();
   bad_char_ = -1;
 
-  if (const void* hash = std::memchr(line.data(), '#', line.size()))
-    line = line.substr(0, size_t(static_cast<const char*>(hash) - line.data()));
+  // '#' starts a comment at the start of a word (as in the shell), so a '#'
+  // inside a word (a regex) is never silently cut off: a stray one makes the
+  // word invalid instead.
+  for (const char* p = line.data(); p != nullptr;) {
+    p = static_cast<const char*>(std::memchr(p, '#', size_t(line.data() + line.size() - p)));
+    if (!p) break;
+    if (p == line.data() || is_space(p[-1])) {
+      line = line.substr(0, size_t(p - line.data()));
+      break;
+    }
+    ++p;
+  }
 
   size_t i = 0;
   const size_t n = line.size();

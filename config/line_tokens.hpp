@@ -16,7 +16,8 @@ struct option {
 
 class line_tokens {
  public:
-  // `line` has no newline. Strips a `#` comment and a trailing '\r'.
+  // `line` has no newline. Strips a comment (a word starting with '#' and
+  // the rest of the line) and a trailing '\r'.
   // A word is an option when it starts with a key character
   // ([A-Za-z0-9_-]) run followed by '='; `~regex` and paths never are.
   void split(std::string_view line);

@@ -147,7 +147,7 @@ void loader::parse_text(std::string_view text, const std::string& file, const st
 
 void loader::include(const line_tokens& t) {
   take_options(ctx_, "include", t, {}, nullptr);
-  if (!expect_args(ctx_, t, 1, SIZE_MAX, "include GLOB (e.g. include conf.d/*.conf)")) return;
+  if (!expect_args(ctx_, t, 1, SIZE_MAX, "include GLOB")) return;
   if (!ctx_.opts().file_access) {
     ctx_.error("include is not allowed here (file access is disabled)");
     return;

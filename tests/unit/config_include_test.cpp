@@ -125,7 +125,7 @@ TEST_F(ConfigFiles, IncludeUsage) {
 TEST_F(ConfigFiles, HostsFile) {
   write("hosts",
         "# comment\n127.0.0.1 localhost Localhost.\n::1 localhost ip6-localhost\n\n"
-        "10.0.0.7\tdb.internal db   # trailing\n172.17.0.1 host.docker.internal\n");
+        "10.0.0.7\tdb.internal db   # trailing\n172.17.0.1 host.docker.internal#glued comment\n");
   write("main.conf", "listen 127.0.0.1:3128\nhosts hosts\n");
   auto r = load("main.conf");
   ASSERT_THAT(errors(r), IsEmpty());

@@ -19,9 +19,10 @@ using testing::one_error;
 using testing::parse;
 
 TEST(ConfigParser, CommentsBlankLinesWhitespace) {
-  auto s = ok("# comment\n\n   \t\n  threads 4   # trailing comment\r\n");
+  auto s = ok("# comment\n\n   \t\n  threads 4   # trailing comment\r\n#\n\t#x\nallow a.com\t#c");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->threads, 4u);
+  EXPECT_EQ(s->policy->rules().size(), 1u);
   // A BOM at the start of the file is skipped.
   s = ok("\xEF\xBB\xBFthreads 2");
   EXPECT_EQ(s->threads, 2u);
@@ -64,6 +65,16 @@ TEST(ConfigParser, UnknownDirectiveSuggests) {
             "t.conf:2: unknown directive 'listen_on' (did you mean listen?)");
   EXPECT_THAT(one_error("frobnicate yes"), HasSubstr("t.conf:1: unknown directive 'frobnicate' ("));
   EXPECT_THAT(one_error("Allow x.com"), HasSubstr("(did you mean allow?)"));
+}
+
+TEST(ConfigParser, HashInsideAWordIsNotAComment) {
+  // A regex keeps its '#'; elsewhere a glued '#' makes the word invalid
+  // rather than silently cutting it short.
+  auto s = ok("allow ~^a#b\\.example\\.com$");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->policy->rules().front().pattern, "~^a#b\\.example\\.com$");
+  EXPECT_THAT(one_error("threads 4#four"), HasSubstr("t.conf:1: invalid threads '4#four'"));
+  EXPECT_THAT(one_error("allow x.com#comment"), HasSubstr("t.conf:1: invalid pattern 'x.com#comment'"));
 }
 
 TEST(ConfigParser, ControlCharacter) {
@@ -265,6 +276,10 @@ TEST(ConfigParser, Limit) {
   EXPECT_EQ(one_error("limit max_clients=5\nlimit max_clients=6"),
             "t.conf:2: limit max_clients= given twice (first at t.conf:1)");
   EXPECT_THAT(one_error("limit max_con=5"), HasSubstr("(did you mean max_conns=?)"));
+  // Overflow is a malformed value, never a wrapped-around one.
+  EXPECT_THAT(one_error("limit max_conns=18446744073709551616"), HasSubstr("invalid max_conns="));
+  EXPECT_THAT(one_error("limit header_bytes=17179869184G"), HasSubstr("invalid size '17179869184G'"));
+  EXPECT_THAT(one_error("timeout idle=9999999999999999h"), HasSubstr("invalid duration '9999999999999999h'"));
 }
 
 TEST(ConfigParser, TlsPortsRequireSni) {
@@ -273,7 +288,7 @@ TEST(ConfigParser, TlsPortsRequireSni) {
   EXPECT_FALSE(s->require_sni);
   EXPECT_TRUE(ok("require_sni on")->require_sni);
   EXPECT_THAT(one_error("tls_ports 443,0"), HasSubstr("invalid port '0' in tls_ports"));
-  EXPECT_EQ(one_error("require_sni yes"), "t.conf:1: expected on or off, not 'yes'");
+  EXPECT_EQ(one_error("require_sni yes"), "t.conf:1: require_sni takes on or off, not 'yes'");
   EXPECT_EQ(one_error("tls_ports 443\ntls_ports 8443"), "t.conf:2: tls_ports given twice (first at t.conf:1)");
 }
 
