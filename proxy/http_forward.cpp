@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "proxy/inspect/chunked_prefix.hpp"
 #include "proxy/session_impl.hpp"
 #include "proxy/upstream.hpp"
 
@@ -84,9 +85,12 @@ awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf
         co_return body_end::read_error;
       }
       size_t got = size - p.get().body().size;
+      // Nothing decoded yet (e.g. only a chunk header): an empty buffer must
+      // not reach the serializer, which would frame it as the last chunk.
+      if (got == 0 && !p.is_done()) continue;
       *moved += got;
       p.get().body().size = got;
-      p.get().body().data = buf;
+      p.get().body().data = got ? buf : nullptr;  // empty data + more=false: just end
       p.get().body().more = !p.is_done();
     } else {
       p.get().body().data = nullptr;
@@ -161,6 +165,15 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     req.set(http::field::upgrade, upgrade);
   } else {
     req.keep_alive(true);
+  }
+
+  // A malformed chunk that arrived with the head is refused before the
+  // upstream is contacted at all.
+  if (!p.is_done() && p.chunked() &&
+      !chunked_prefix_valid({static_cast<const char*>(cbuf_.data().data()), cbuf_.size()})) {
+    d.what = "invalid chunked body";
+    co_await refuse(reason::bad_request, d, false, rec);
+    co_return false;
   }
 
   std::string key = fmt::format("{}:{}", v.host, t.port);
