@@ -898,7 +898,10 @@ class HttpOrigin(_ServerBase):
       /ws            Upgrade: websocket -> 101, then echoes raw bytes until EOF
       /delay?ms=N    answers after N ms
       /reset         closes the connection with RST without answering
-      /status?code=N answers with that status
+      /status?code=N answers with that status (204/304 without a body)
+      /raw10         HTTP/1.0 response delimited by closing the connection
+      /closeafter    answers with Connection: close and closes
+      HEAD anything  200 with Content-Length: 1234 and no body
       anything else  200 "ok\n"
     Records every request (dict) in .requests; .bytes_received counts every
     byte read (after TLS decryption), .tcp_connections every accept, and for
@@ -976,13 +979,16 @@ class HttpOrigin(_ServerBase):
         return body
 
     @staticmethod
-    def send(c, status, body=b"", headers=(), keep=True, phrase=None):
+    def send(c, status, body=b"", headers=(), keep=True, phrase=None, head_only=False):
         phrase = phrase or {200: "OK", 101: "Switching Protocols", 404: "Not Found"}.get(status, "Status")
         lines = [f"HTTP/1.1 {status} {phrase}"] + [f"{k}: {v}" for k, v in headers]
-        if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
+        no_body = status in (204, 304) or 100 <= status < 200
+        if not no_body and not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
             lines.append(f"Content-Length: {len(body)}")
         if not keep:
             lines.append("Connection: close")
+        if head_only or no_body:
+            body = b""
         c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def handle(self, c, bs, req):
@@ -1044,6 +1050,16 @@ class HttpOrigin(_ServerBase):
                 if i < 7:
                     time.sleep(0.2)
             c.sendall(b"0\r\n\r\n")
+        elif seg == "/raw10":
+            # HTTP/1.0 response delimited by closing the connection
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + gen_bytes(50_000))
+            return False
+        elif seg == "/closeafter":
+            self.send(c, 200, b"closing\n", [("Content-Type", "text/plain")], keep=False)
+            return False
+        elif req["method"] == "HEAD":
+            self.send(c, 200, gen_bytes(1234), [("Content-Type", "application/octet-stream")], keep,
+                      head_only=True)
         elif seg == "/delay":
             time.sleep(int(q.get("ms", ["0"])[0]) / 1000.0)
             self.send(c, 200, b"ok\n", [("Content-Type", "text/plain")], keep)

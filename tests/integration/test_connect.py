@@ -8,6 +8,7 @@ urllib with HTTPS_PROXY, openssl s_client -proxy."""
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -17,8 +18,8 @@ from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
-                     TcpSink, TlsClient, base_config, clean_env, client_hello, connect_tunnel,
-                     curl_status, expect_closed, main, make_cert)
+                     TcpSink, TlsClient, base_config, clean_env, client_hello, connect_proxy,
+                     connect_tunnel, curl_status, expect_closed, main, make_cert, read_response)
 
 
 class Connect(EgressdTestCase):
@@ -99,6 +100,44 @@ allow other.test ports={T},{K}
             self.assertEqual(r.status, 200)
         finally:
             s.close()
+
+    def test_client_hello_pipelined_with_connect(self):
+        # The ClientHello sent in the same segment as the CONNECT request (read
+        # past the request by egressd) is checked and relayed first.
+        s = connect_proxy(self.e)
+        try:
+            tls = TlsClient(s, "allowed.test", self.cert)
+            try:
+                tls.obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            hello = tls.out.read()
+            s.sendall(f"CONNECT allowed.test:{self.T} HTTP/1.1\r\nHost: allowed.test:{self.T}\r\n\r\n".encode()
+                      + hello)
+            bs = BufferedSocket(s)
+            r = read_response(bs, "CONNECT")
+            self.assertEqual(r.status, 200, r)
+            tls.inc.write(bytes(bs.buf))
+            tls.handshake()
+            r = tls.request(b"GET /echo/pipelined HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+            self.assertEqual(r.status, 200)
+        finally:
+            s.close()
+
+    def test_bad_client_hello_pipelined_with_connect(self):
+        before = self.tls_sink.snapshot()[1]
+        s = connect_proxy(self.e)
+        try:
+            s.sendall(f"CONNECT allowed.test:{self.K} HTTP/1.1\r\nHost: allowed.test:{self.K}\r\n\r\n".encode()
+                      + client_hello("other.test"))
+            bs = BufferedSocket(s)
+            r = read_response(bs, "CONNECT")
+            if r is not None:  # a 200 then a close, or a refusal: either way no relay
+                self.assertIn(r.status, (200, 400, 403), r)
+                expect_closed(bs, 10)
+        finally:
+            s.close()
+        self.assert_sink_untouched(before)
 
     def test_sni_case_insensitive(self):
         s, bs = self.tunnel(f"Allowed.TEST:{self.T}")

@@ -3,6 +3,7 @@
 the drain timeout, then exit 0; bind failures exit 1 with a plain sentence)
 and the connection timeouts (header, idle)."""
 
+import json
 import os
 import signal
 import socket
@@ -84,6 +85,60 @@ class Lifecycle(unittest.TestCase):
         rc = e.proc.wait(10)
         self.assertEqual(rc, 0, e.stderr())
         self.assertLess(time.monotonic() - t0, 8.0)
+        e.stop()
+
+    def test_two_listeners(self):
+        second = free_port()
+        e = Egressd(base_config(f"allow allowed.test ports={self.echo.port}\n",
+                                extra=f"listen 127.0.0.1:{second}"), dns=self.dns)
+        self.addCleanup(e.cleanup)
+        e.start()
+        wait_until(lambda: port_listening(second), 10, what="second listener")
+        for port in (e.port, second):
+            r, s, bs = connect_tunnel(port, f"allowed.test:{self.echo.port}")
+            try:
+                self.assertEqual(r.status, 200, r)
+            finally:
+                s.close()
+        e.stop()
+
+    def test_access_log_stdout(self):
+        e = Egressd(base_config(f"allow allowed.test ports={self.echo.port}\n").replace(
+            "access_log {access_log}", "access_log stdout"), dns=self.dns)
+        self.addCleanup(e.cleanup)
+        e.start()
+        r, s, bs = connect_tunnel(e, "evil.test:443")
+        s.close()
+        self.assertEqual(r.status, 403)
+        wait_until(lambda: '"not_allowed"' in e.stdout(), 10, what="a log line on stdout")
+        e.stop()
+        lines = [ln for ln in e.stdout().splitlines() if ln.startswith("{")]
+        self.assertTrue(any(json.loads(ln).get("host") == "evil.test" for ln in lines), e.stdout())
+
+    def test_sigusr1_reopens_access_log(self):
+        e = self.start()
+        r, s, bs = connect_tunnel(e, "first.evil.test:443")
+        s.close()
+        e.wait_log(lambda x: x.get("host") == "first.evil.test")
+        os.rename(e.access_log, e.access_log + ".1")
+        e.send_signal(signal.SIGUSR1)
+        # the reopen is asynchronous: keep making requests until one lands in the new file
+        def landed():
+            r, s, bs = connect_tunnel(e, "second.evil.test:443")
+            s.close()
+            return any(x.get("host") == "second.evil.test" for x in e.read_log())
+        wait_until(landed, 10, interval=0.2, what="a line in the reopened access log")
+        self.assertTrue(e.running())
+        e.stop()
+
+    def test_sighup_does_not_kill(self):
+        e = self.start()
+        e.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        self.assertTrue(e.running(), "SIGHUP (reload) must never stop egressd")
+        r, s, bs = connect_tunnel(e, f"allowed.test:{self.echo.port}")
+        s.close()
+        self.assertEqual(r.status, 200, r)
         e.stop()
 
     def test_port_already_bound(self):
