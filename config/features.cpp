@@ -7,15 +7,15 @@ namespace egressd::config {
 
 bool supported(feature f) {
   switch (f) {
-    case feature::rule_rate: return false;
-    case feature::rule_burst: return false;
-    case feature::rule_per_client: return false;
-    case feature::rule_conns: return false;
-    case feature::rule_bandwidth: return false;
-    case feature::client_groups: return false;
-    case feature::admin: return false;
-    case feature::anomaly: return false;
-    case feature::report_mode: return false;
+    case feature::rule_rate: return true;
+    case feature::rule_burst: return true;
+    case feature::rule_per_client: return true;
+    case feature::rule_conns: return true;
+    case feature::rule_bandwidth: return true;
+    case feature::client_groups: return true;
+    case feature::admin: return true;
+    case feature::anomaly: return true;
+    case feature::report_mode: return true;
     case feature::forward: return false;
     case feature::upstream_proxy: return false;
     case feature::dns_listen: return false;

@@ -4,6 +4,9 @@
 // nothing added), stream the body both ways through a pooled buffer, and
 // switch to a raw relay after a 101 to an Upgrade request.
 
+#include <optional>
+
+#include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 
 #include "proxy/inspect/chunked_prefix.hpp"
@@ -68,11 +71,25 @@ template <bool isRequest>
 awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf,
                                http::parser<isRequest, http::buffer_body>& p, beast::tcp_stream& out,
                                http::serializer<isRequest, http::buffer_body>& sr, char* buf,
-                               std::chrono::milliseconds idle, uint64_t* moved) {
+                               std::chrono::milliseconds idle, uint64_t* moved,
+                               acl::bandwidth_limiter* bw) {
   error_code ec;
-  constexpr size_t size = buffer_pool::buffer_size;
+  const auto dir = isRequest ? acl::bandwidth_limiter::direction::up : acl::bandwidth_limiter::direction::down;
+  std::optional<net::steady_timer> pace;
   do {
     if (!p.is_done()) {
+      size_t size = buffer_pool::buffer_size;
+      if (bw) {
+        // bandwidth=: read no more than the rule's shared budget allows.
+        std::chrono::steady_clock::duration wait{};
+        size = bw->grant(dir, std::chrono::steady_clock::now(), size, &wait);
+        if (size == 0) {
+          if (!pace) pace.emplace(co_await net::this_coro::executor);
+          pace->expires_after(wait);
+          co_await pace->async_wait(net::redirect_error(use_awaitable, ec));
+          continue;
+        }
+      }
       p.get().body().data = buf;
       p.get().body().size = size;
       in.expires_after(idle);
@@ -85,6 +102,7 @@ awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf
         co_return body_end::read_error;
       }
       size_t got = size - p.get().body().size;
+      if (bw && got < size) bw->refund(dir, size - got);
       // Nothing decoded yet (e.g. only a chunk header): an empty buffer must
       // not reach the serializer, which would frame it as the last chunk.
       if (got == 0 && !p.is_done()) continue;
@@ -136,6 +154,8 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
   d.host = v.host;
   d.port = t.port;
   d.method = req.method_string();
+  if (v.why == reason::none && blocked()) v.why = reason::anomaly_block;
+  if (v.why == reason::none) v.why = admit(v, &d.retry_after);
   if (v.why != reason::none) {
     if (v.why == reason::denied_rule && v.rule) d.rule = v.rule->pattern;
     bool ka = client_ka && p.is_done() && v.why != reason::bad_request;
@@ -215,7 +235,8 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     co_await http::async_write_header(*up_, req_sr, net::redirect_error(use_awaitable, ec));
     body_end be = ec ? body_end::write_error : body_end::ok;
     if (be == body_end::ok) {
-      be = co_await relay_body(client_, cbuf_, p, *up_, req_sr, buf.get(), snap_->timeout.idle, &rec.bytes_up);
+      be = co_await relay_body(client_, cbuf_, p, *up_, req_sr, buf.get(), snap_->timeout.idle, &rec.bytes_up,
+                               bandwidth(v));
     }
     if (be == body_end::bad_framing) {
       // The upstream saw at most an unfinished message; it is closed, never reused.
@@ -288,7 +309,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     std::string_view first_up(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
     std::string_view first_down(static_cast<const char*>(ubuf_.data().data()), ubuf_.size());
     buf.reset();
-    relay_result rr = co_await relay(cs, us, first_up, first_down, snap_->timeout.idle, w_.pipes());
+    relay_result rr = co_await relay(cs, us, first_up, first_down, snap_->timeout.idle, w_.pipes(), bandwidth(v));
     reg_.client = nullptr;
     reg_.upstream = nullptr;
     up_.reset();
@@ -311,7 +332,8 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
   co_await http::async_write_header(client_, res_sr, net::redirect_error(use_awaitable, ec));
   body_end be = ec ? body_end::write_error : body_end::ok;
   if (be == body_end::ok) {
-    be = co_await relay_body(*up_, ubuf_, *rp, client_, res_sr, buf.get(), snap_->timeout.idle, &rec.bytes_down);
+    be = co_await relay_body(*up_, ubuf_, *rp, client_, res_sr, buf.get(), snap_->timeout.idle, &rec.bytes_down,
+                             bandwidth(v));
   }
   if (be != body_end::ok) {
     close_upstream();

@@ -66,6 +66,7 @@ int run(const std::string& path) {
   }
   for (const auto& l : current->listens)
     fmt::print(stderr, "egressd: listening on {} (mode {})\n", l.addr.to_string(), config::to_string(l.mode));
+  if (current->admin) fmt::print(stderr, "egressd: admin endpoint on {}\n", current->admin->to_string());
   std::fflush(stderr);
 
   for (;;) {
@@ -75,6 +76,7 @@ int run(const std::string& path) {
     if (sig == SIGHUP) {
       auto next = config::load_file(path);
       if (!next.snap) {
+        srv->reload_failed();
         fmt::print(stderr, "egressd: reload of {} failed; the previous configuration keeps serving:\n", path);
         print_errors(next.errors);
       } else {

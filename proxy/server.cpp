@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "proxy/admin.hpp"
+#include "proxy/rule_limits.hpp"
 #include "proxy/worker.hpp"
 
 namespace egressd::proxy {
@@ -59,9 +61,14 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   std::unique_ptr<server> s(new server());
   s->log_ = std::move(log);
   unsigned n = snap->threads ? snap->threads : std::max(1u, std::thread::hardware_concurrency());
+  s->metrics_ = std::make_unique<monitor::metrics>(n);
+  s->detector_ = std::make_unique<monitor::anomaly_detector>(thresholds(snap->anomaly), snap->limit.max_clients);
+  s->metrics_->attach(*s->detector_);
+  if (s->log_) s->metrics_->attach(*s->log_);
+  s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_);
   try {
     for (unsigned i = 0; i < n; ++i)
-      s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->log_.get()));
+      s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->limits_, s->log_.get()));
   } catch (const std::exception& e) {
     *error = fmt::format("cannot start the DNS resolver: {}", e.what());
     return nullptr;
@@ -87,19 +94,57 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     }
     s->own_.push_back({to_acl(ep.address()), ep.address().is_unspecified(), ep.port()});
   }
+  if (snap->admin) {
+    error_code ec;
+    auto addr = net::ip::make_address(snap->admin->host, ec);
+    if (ec) {
+      *error = fmt::format("cannot listen on {} (admin): not an IP address", snap->admin->host);
+      return nullptr;
+    }
+    tcp::endpoint ep(addr, snap->admin->port);
+    if (ep.port() != 0 && !port_free(ep, error)) return nullptr;
+    server* self = s.get();
+    admin_server::handlers h{[self] { return self->metrics_->render(); },
+                             [self] { return self->detector_->recent_alerts_json(); },
+                             [self] { return self->ready_.load(); }};
+    s->admin_ = admin_server::start(ep, std::move(h), error);
+    if (!s->admin_) return nullptr;
+    auto local = s->admin_->local();
+    s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
+  }
   for (auto& w : s->workers_) w->start();
+  s->metrics_->config_reload(true);
+  s->ready_ = true;
   return s;
+}
+
+monitor::anomaly_thresholds server::thresholds(const config::anomaly_settings& a) {
+  monitor::anomaly_thresholds t;
+  t.window = a.window;
+  t.unique_domains = a.unique_domains;
+  t.bytes_out = a.bytes_out;
+  t.total_bytes_out = a.total_bytes_out;
+  t.requests_per_second = a.requests_per_second;
+  t.error_rate = a.error_rate;
+  t.min_requests = a.min_requests;
+  t.block_for = a.action == config::anomaly_action::block ? a.block_for : std::chrono::milliseconds(0);
+  return t;
 }
 
 server::~server() {
   for (auto& w : workers_) w->stop_and_join();
+  admin_.reset();
 }
 
 void server::publish(std::shared_ptr<const config::snapshot> snap) {
-  for (auto& w : workers_) w->publish(snap);
+  limits_ = rule_limits::build(*snap, limits_.get(), *metrics_);
+  detector_->set_thresholds(thresholds(snap->anomaly));
+  for (auto& w : workers_) w->publish(snap, limits_);
+  metrics_->config_reload(true);
 }
 
 void server::stop(std::chrono::milliseconds drain) {
+  ready_ = false;
   for (auto& w : workers_) w->begin_drain();
   auto deadline = std::chrono::steady_clock::now() + drain;
   for (;;) {

@@ -13,10 +13,14 @@
 #include "acl/ip_address.hpp"
 #include "config/config.hpp"
 #include "monitor/access_log.hpp"
+#include "monitor/anomaly_detector.hpp"
+#include "monitor/metrics.hpp"
 
 namespace egressd::proxy {
 
 class worker;
+class admin_server;
+class rule_limits;
 
 class server {
  public:
@@ -29,10 +33,16 @@ class server {
   // Publishes a new snapshot to every worker; connections keep the one they
   // started with. Listener changes need a restart (reported by the caller).
   void publish(std::shared_ptr<const config::snapshot> snap);
+  // A reload that failed to load: counted (egressd_config_reloads_total).
+  void reload_failed() { metrics_->config_reload(false); }
   // Stops accepting, lets connections finish for at most `drain`, closes
   // the rest, joins the workers.
   void stop(std::chrono::milliseconds drain);
   monitor::access_log* access_log() { return log_.get(); }
+  // Thread-safe process-wide monitors (workers pass their index as shard).
+  monitor::metrics& metrics() { return *metrics_; }
+  monitor::anomaly_detector& detector() { return *detector_; }
+  const admin_server* admin() const { return admin_.get(); }
 
   // Any thread: is addr:port one of egressd's own listening sockets?
   bool is_self(const acl::ip_address& a, uint16_t port) const;
@@ -47,7 +57,14 @@ class server {
     bool any = false;  // 0.0.0.0 / ::
     uint16_t port = 0;
   };
+  static monitor::anomaly_thresholds thresholds(const config::anomaly_settings& a);
+
   std::unique_ptr<monitor::access_log> log_;
+  std::unique_ptr<monitor::metrics> metrics_;
+  std::unique_ptr<monitor::anomaly_detector> detector_;
+  std::shared_ptr<const rule_limits> limits_;  // of the last published snapshot
+  std::unique_ptr<admin_server> admin_;
+  std::atomic<bool> ready_{false};
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<bound> own_;
   std::atomic<uint64_t> conns_{0};

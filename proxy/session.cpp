@@ -1,5 +1,6 @@
 #include "proxy/session.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -21,11 +22,12 @@ awaitable<void> run_session(tcp::socket client, listener_info info, worker& w) {
 }
 
 session::session(tcp::socket s, listener_info info, worker& w)
-    : w_(w), snap_(w.snapshot()), info_(info), client_(std::move(s)) {
+    : w_(w), snap_(w.snapshot()), limits_(w.limits()), info_(info), client_(std::move(s)) {
   error_code ec;
   auto peer = client_.socket().remote_endpoint(ec);
   if (!ec) {
     client_ip_ = to_acl_address(peer.address()).unmapped();
+    client_ip_str_ = client_ip_.to_string();
     client_str_ = client_ip_.is_v4() ? fmt::format("{}:{}", client_ip_.to_string(), peer.port())
                                      : fmt::format("[{}]:{}", client_ip_.to_string(), peer.port());
   }
@@ -40,6 +42,7 @@ session::session(tcp::socket s, listener_info info, worker& w)
   }
   reg_.client = &client_.socket();
   w_.register_conn(reg_);
+  w_.srv().metrics().connection_opened(w_.index(), kind_);
 }
 
 session::~session() {
@@ -47,6 +50,7 @@ session::~session() {
   client_.socket().close(ec);
   close_upstream();
   w_.unregister_conn(reg_);
+  w_.srv().metrics().connection_closed(w_.index(), kind_);
 }
 
 void session::close_upstream() {
@@ -61,15 +65,94 @@ void session::close_upstream() {
   ubuf_.clear();
 }
 
+namespace {
+
+reason reason_code(const char* text) {
+  if (!text || !*text) return reason::none;
+  for (int i = 0; i <= static_cast<int>(reason::shutdown); ++i) {
+    auto r = static_cast<reason>(i);
+    if (std::strcmp(acl::to_string(r), text) == 0) return r;
+  }
+  return reason::none;
+}
+
+monitor::metrics::decision decision_code(std::string_view d) {
+  if (d == "allow") return monitor::metrics::decision::allow;
+  if (d == "report") return monitor::metrics::decision::report;
+  return monitor::metrics::decision::deny;
+}
+
+// What counts as an error for the anomaly detector: denials, 4xx/5xx and
+// failed tunnels (SNI check, upstream reset).
+bool is_error(const monitor::access_record& rec, reason r) {
+  if (std::string_view(rec.decision) == "deny" || rec.status >= 400) return true;
+  return r == reason::upstream_reset || r == reason::sni_mismatch || r == reason::no_sni || r == reason::not_tls;
+}
+
+}  // namespace
+
 void session::finish(monitor::access_record& rec) {
-  auto* log = w_.log();
-  if (!log) return;
+  slot_.release();
+  const auto steady_now = std::chrono::steady_clock::now();
+  const auto elapsed = steady_now - start_;
   rec.ts = std::chrono::system_clock::now();
-  rec.duration_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
+  rec.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
   if (rec.client.empty()) rec.client = client_str_;
   if (rec.group.empty()) rec.group = group_;
-  log->write(std::move(rec));
+
+  auto& m = w_.srv().metrics();
+  const unsigned shard = w_.index();
+  const reason r = reason_code(rec.reason);
+  const auto k = std::string_view(rec.kind) == "connect" ? monitor::metrics::kind::connect : monitor::metrics::kind::http;
+  m.request(shard, k, decision_code(rec.decision), r);
+  if (!rec.rule.empty())
+    if (const auto* rt = limits_->at(rule_index_)) m.rule_request(shard, rt->metric);
+  if (rec.bytes_up) m.bytes(shard, monitor::metrics::direction::up, rec.bytes_up);
+  if (rec.bytes_down) m.bytes(shard, monitor::metrics::direction::down, rec.bytes_down);
+  m.request_duration(shard, std::chrono::duration<double>(elapsed).count());
+
+  auto alerts = w_.srv().detector().observe(client_ip_str_, rec.host, rec.bytes_up, is_error(rec, r), steady_now);
+  auto* log = w_.log();
+  for (auto& a : alerts) {
+    m.anomaly_alert(a.type);
+    if (log) log->write_line(monitor::to_json(a));
+  }
+  rule_index_ = -1;
+  if (log) log->write(std::move(rec));
+}
+
+bool session::blocked() const {
+  return w_.srv().detector().is_blocked(client_ip_str_, std::chrono::steady_clock::now());
+}
+
+reason session::admit(const verdict& v, uint64_t* retry_after) {
+  const rule_runtime* rt = limits_->at(v.rule_index);
+  if (!rt) return reason::none;
+  if (rt->conns) {
+    slot_ = rt->conns->try_acquire();
+    if (!slot_) {
+      *retry_after = 1;
+      return reason::conns_limited;
+    }
+  }
+  double wait = 0;
+  bool ok = true;
+  const auto now = acl::token_bucket::clock::now();
+  if (rt->bucket)
+    ok = rt->bucket->try_take(now, &wait);
+  else if (rt->client_buckets)
+    ok = rt->client_buckets->try_take(client_ip_str_, now, &wait);
+  if (!ok) {
+    slot_.release();
+    *retry_after = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(wait)));
+    return reason::rate_limited;
+  }
+  return reason::none;
+}
+
+acl::bandwidth_limiter* session::bandwidth(const verdict& v) const {
+  const rule_runtime* rt = limits_->at(v.rule_index);
+  return rt ? rt->bandwidth.get() : nullptr;
 }
 
 // Reads bytes until the end of a request head. The first byte of a request
@@ -151,6 +234,10 @@ awaitable<bool> session::handle(request_parser& p, monitor::access_record& rec) 
   rec.method = std::string(req.method_string());
   if (req.method() == http::verb::connect) {
     rec.kind = "connect";
+    auto& m = w_.srv().metrics();
+    m.connection_closed(w_.index(), kind_);
+    kind_ = monitor::metrics::kind::connect;
+    m.connection_opened(w_.index(), kind_);
     co_await handle_connect(p, rec);
     co_return false;
   }
@@ -180,6 +267,7 @@ verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
   v.host = std::move(*norm);
   acl::decision d = policy.decide(v.host, port, method, client_ip_);
   v.rule = d.matched;
+  v.rule_index = d.rule_index;
   if (!d.allowed) {
     v.why = d.why;
     if (snap_->report_mode) {
@@ -191,7 +279,8 @@ verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
   return v;
 }
 
-void session::note_verdict(const verdict& v, monitor::access_record& rec) const {
+void session::note_verdict(const verdict& v, monitor::access_record& rec) {
+  rule_index_ = v.rule_index;
   rec.host = v.host;
   if (v.rule) rec.rule = v.rule->pattern;
   if (v.reported != reason::none) {
@@ -234,6 +323,8 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
     v.why = reason::bad_request;
     d.what = "CONNECT with a body";
   }
+  if (v.why == reason::none && blocked()) v.why = reason::anomaly_block;
+  if (v.why == reason::none) v.why = admit(v, &d.retry_after);
   if (v.why != reason::none) {
     if (v.why == reason::denied_rule && v.rule) d.rule = v.rule->pattern;
     co_await refuse(v.why, d, false, rec);
@@ -311,7 +402,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   reg_.client = &cs;
   reg_.upstream = &us;
   std::string_view first(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
-  relay_result rr = co_await relay(cs, us, first, {}, snap_->timeout.idle, w_.pipes());
+  relay_result rr = co_await relay(cs, us, first, {}, snap_->timeout.idle, w_.pipes(), bandwidth(v));
   reg_.client = nullptr;
   reg_.upstream = nullptr;
   rec.bytes_up = rr.bytes_up;

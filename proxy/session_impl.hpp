@@ -8,12 +8,14 @@
 #include <optional>
 #include <string>
 
+#include "acl/concurrency_limiter.hpp"
 #include "acl/ip_address.hpp"
 #include "acl/policy.hpp"
 #include "monitor/access_log.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/request_target.hpp"
 #include "proxy/responses.hpp"
+#include "proxy/rule_limits.hpp"
 #include "proxy/worker.hpp"
 
 namespace egressd::proxy {
@@ -24,6 +26,7 @@ using request_parser = http::request_parser<http::buffer_body>;
 struct verdict {
   acl::reason why = acl::reason::none;  // none: allowed
   const acl::rule* rule = nullptr;
+  int rule_index = -1;
   std::string host;                          // normalised name, or the literal as written
   std::optional<acl::ip_address> literal;    // set for IP-literal destinations
   // mode report: the allowlist reason it would have been denied for; the
@@ -49,16 +52,27 @@ class session {
                          monitor::access_record& rec);
   void close_upstream();
   void finish(monitor::access_record& rec);
-  void note_verdict(const verdict& v, monitor::access_record& rec) const;
+  void note_verdict(const verdict& v, monitor::access_record& rec);
+  // Rule limits for an allowed destination: conns= slot (held in slot_ for
+  // the request or tunnel), then rate=. reason::none when admitted.
+  acl::reason admit(const verdict& v, uint64_t* retry_after);
+  // action=block: is this client refused right now?
+  bool blocked() const;
+  acl::bandwidth_limiter* bandwidth(const verdict& v) const;
 
   worker& w_;
   std::shared_ptr<const config::snapshot> snap_;
+  std::shared_ptr<const rule_limits> limits_;
+  acl::concurrency_limiter::slot slot_;  // conns= of the current request/tunnel
+  int rule_index_ = -1;                  // rule of the current request (metrics)
   listener_info info_;
   beast::tcp_stream client_;
   beast::flat_buffer cbuf_;
   conn_entry reg_;
   std::string client_str_;
   acl::ip_address client_ip_;
+  std::string client_ip_str_;  // without port: anomaly and per-client keys
+  monitor::metrics::kind kind_ = monitor::metrics::kind::http;
   std::string group_;  // first `group` containing the client, for the log
   std::chrono::steady_clock::time_point start_;
 

@@ -26,6 +26,14 @@ awaitable<dial_result> dial(worker& w, const config::snapshot& snap, std::string
     addrs = it->second;
   } else {
     dns::result res = co_await w.resolver().resolve(std::string(host));
+    auto& m = w.srv().metrics();
+    using dr = monitor::metrics::dns_result;
+    switch (res.st) {
+      case dns::status::ok: m.dns_query(w.index(), res.from_cache ? dr::cached : dr::ok); break;
+      case dns::status::nxdomain: m.dns_query(w.index(), dr::nxdomain); break;
+      case dns::status::timeout: m.dns_query(w.index(), dr::timeout); break;
+      default: m.dns_query(w.index(), dr::failure); break;
+    }
     switch (res.st) {
       case dns::status::ok:
         addrs = std::move(res.addresses);
@@ -61,9 +69,12 @@ awaitable<dial_result> dial(worker& w, const config::snapshot& snap, std::string
   }
 
   error_code ec;
+  const auto started = std::chrono::steady_clock::now();
   out.expires_after(snap.timeout.connect);
   r.remote = co_await out.async_connect(eps, net::redirect_error(use_awaitable, ec));
   out.expires_never();
+  w.srv().metrics().upstream_connect(
+      w.index(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (ec) {
     r.why = ec == beast::error::timeout ? acl::reason::upstream_timeout : acl::reason::upstream_unreachable;
     co_return r;

@@ -31,8 +31,13 @@ buffer_pool::~buffer_pool() {
 }
 
 worker::worker(server& srv, unsigned index, std::shared_ptr<const config::snapshot> snap,
-               monitor::access_log* log)
-    : srv_(srv), index_(index), guard_(net::make_work_guard(io_)), snap_(std::move(snap)), log_(log) {
+               std::shared_ptr<const rule_limits> limits, monitor::access_log* log)
+    : srv_(srv),
+      index_(index),
+      guard_(net::make_work_guard(io_)),
+      snap_(std::move(snap)),
+      limits_(std::move(limits)),
+      log_(log) {
   head_.prev = head_.next = &head_;
   make_resolver();
 }
@@ -65,8 +70,9 @@ void worker::start() {
   thread_ = std::thread([this] { io_.run(); });
 }
 
-void worker::publish(std::shared_ptr<const config::snapshot> snap) {
-  net::post(io_, [this, snap = std::move(snap)]() mutable {
+void worker::publish(std::shared_ptr<const config::snapshot> snap, std::shared_ptr<const rule_limits> limits) {
+  net::post(io_, [this, snap = std::move(snap), limits = std::move(limits)]() mutable {
+    limits_ = std::move(limits);
     bool dns_changed = snap->timeout.dns != snap_->timeout.dns ||
                        snap->resolvers.size() != snap_->resolvers.size();
     for (size_t i = 0; !dns_changed && i < snap->resolvers.size(); ++i)

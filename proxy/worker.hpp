@@ -23,6 +23,7 @@ class access_log;
 namespace egressd::proxy {
 
 class server;
+class rule_limits;
 
 struct listener_info {
   config::listen_mode mode = config::listen_mode::proxy;
@@ -61,7 +62,7 @@ class buffer_pool {
 class worker {
  public:
   worker(server& srv, unsigned index, std::shared_ptr<const config::snapshot> snap,
-         monitor::access_log* log);
+         std::shared_ptr<const rule_limits> limits, monitor::access_log* log);
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -72,7 +73,7 @@ class worker {
   void start();
 
   // Any thread.
-  void publish(std::shared_ptr<const config::snapshot> snap);
+  void publish(std::shared_ptr<const config::snapshot> snap, std::shared_ptr<const rule_limits> limits);
   void begin_drain();
   void force_close();
   void stop_and_join();
@@ -82,6 +83,7 @@ class worker {
   server& srv() { return srv_; }
   unsigned index() const { return index_; }
   const std::shared_ptr<const config::snapshot>& snapshot() const { return snap_; }
+  const std::shared_ptr<const rule_limits>& limits() const { return limits_; }
   dns::resolver& resolver() { return *resolver_; }
   pipe_pool& pipes() { return pipes_; }
   buffer_pool& buffers() { return buffers_; }
@@ -99,6 +101,7 @@ class worker {
   net::io_context io_{1};
   net::executor_work_guard<net::io_context::executor_type> guard_;
   std::shared_ptr<const config::snapshot> snap_;
+  std::shared_ptr<const rule_limits> limits_;
   monitor::access_log* log_;
   std::unique_ptr<dns::resolver> resolver_;
   pipe_pool pipes_;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -43,8 +44,14 @@ namespace {
 constexpr size_t turn_budget = 1024 * 1024;
 
 struct tunnel {
-  tunnel(tcp::socket& c, tcp::socket& u, pipe_pool& pipes, const asio::any_io_executor& ex)
-      : client(c), upstream(u), up(pipes), down(pipes), watchdog(ex) {}
+  tunnel(tcp::socket& c, tcp::socket& u, pipe_pool& pipes, const asio::any_io_executor& ex,
+         acl::bandwidth_limiter* limiter)
+      : client(c), upstream(u), up(pipes), down(pipes), watchdog(ex), bw(limiter) {
+    if (bw) {
+      pace_up.emplace(ex);
+      pace_down.emplace(ex);
+    }
+  }
 
   // First end wins; closing both sockets wakes every pending wait.
   void finish(relay_end why) {
@@ -54,6 +61,8 @@ struct tunnel {
     error_code ignored;
     client.close(ignored);
     upstream.close(ignored);
+    if (pace_up) pace_up->cancel();
+    if (pace_down) pace_down->cancel();
   }
   void touch() { last_activity = clock_type::now(); }
 
@@ -63,6 +72,10 @@ struct tunnel {
   splice_pump down;  // upstream -> client
   asio::steady_timer watchdog;  // idle ticks; cancelled when both directions end
   clock_type::time_point last_activity{};
+  // bandwidth= pacing (only for rules that have it): a shared byte budget
+  // per direction, and a timer per direction to wait for it.
+  acl::bandwidth_limiter* bw = nullptr;
+  std::optional<asio::steady_timer> pace_up, pace_down;
   int running = 0;
   bool ended = false;
   relay_end end = relay_end::done;
@@ -115,9 +128,26 @@ asio::awaitable<void> run_direction(tunnel& t, bool upward, std::string_view fir
       t.finish(want_write ? dst_failed : src_failed);
       co_return;
     }
-    // Pacing hook: a limiter would shrink the budget here (and wait for
-    // tokens before the step when it has none).
-    const auto s = pump.step(src.native_handle(), dst.native_handle(), turn_budget);
+    size_t budget = turn_budget;
+    const auto dir = upward ? acl::bandwidth_limiter::direction::up : acl::bandwidth_limiter::direction::down;
+    if (t.bw) {
+      clock_type::duration wait{};
+      budget = t.bw->grant(dir, clock_type::now(), turn_budget, &wait);
+      if (budget == 0) {
+        asio::steady_timer& pace = upward ? *t.pace_up : *t.pace_down;
+        pace.expires_after(wait);
+        co_await pace.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (t.ended) co_return;
+        t.touch();  // paced, not idle
+        continue;
+      }
+    }
+    const uint64_t before = pump.bytes();
+    const auto s = pump.step(src.native_handle(), dst.native_handle(), budget);
+    if (t.bw) {
+      const uint64_t moved = pump.bytes() - before;
+      if (moved < budget) t.bw->refund(dir, budget - moved);
+    }
     t.touch();
     switch (s) {
       case splice_pump::status::need_read: want_write = false; break;
@@ -135,9 +165,10 @@ asio::awaitable<void> run_direction(tunnel& t, bool upward, std::string_view fir
 
 asio::awaitable<relay_result> relay(tcp::socket& client, tcp::socket& upstream,
                                     std::string_view first_up, std::string_view first_down,
-                                    std::chrono::milliseconds idle, pipe_pool& pipes) {
+                                    std::chrono::milliseconds idle, pipe_pool& pipes,
+                                    acl::bandwidth_limiter* bw) {
   const auto ex = co_await asio::this_coro::executor;
-  tunnel t(client, upstream, pipes, ex);
+  tunnel t(client, upstream, pipes, ex, bw);
   error_code ec;
   if (client.is_open()) client.native_non_blocking(true, ec);
   if (!ec && upstream.is_open()) upstream.native_non_blocking(true, ec);

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "acl/bandwidth_limiter.hpp"
 #include "proxy/relay/pipe_pool.hpp"
 
 namespace egressd::proxy {
@@ -46,6 +47,10 @@ struct relay_result {
 // and 1.25 * `idle` after the last byte.
 // Precondition: idle > 0.
 //
+// bw (optional, shared with other tunnels of the same rule, thread-safe):
+// each direction takes at most what the limiter grants per step and waits
+// for budget otherwise; splice stays zero-copy.
+//
 // Memory of an idle tunnel: relay()'s frame (the shared state), two
 // direction frames with their co_spawn entry frames, three pending waits; no
 // pipe, no buffer. Measured ~3.3 KiB of heap (relay_scale_test).
@@ -56,6 +61,7 @@ boost::asio::awaitable<relay_result> relay(boost::asio::ip::tcp::socket& client,
                                            boost::asio::ip::tcp::socket& upstream,
                                            std::string_view first_up,
                                            std::string_view first_down,
-                                           std::chrono::milliseconds idle, pipe_pool& pipes);
+                                           std::chrono::milliseconds idle, pipe_pool& pipes,
+                                           acl::bandwidth_limiter* bw = nullptr);
 
 }  // namespace egressd::proxy

@@ -156,17 +156,10 @@ class Cli(unittest.TestCase):
         # test it properly) in the same change.
         port = free_port()
         cases = [
-            f"admin 127.0.0.1:{free_port()}",
-            "mode report",
-            "allow a.example rate=10/m",
-            "allow a.example conns=3",
-            "allow a.example bandwidth=1M/s",
-            "group devs 10.0.0.0/8\nallow a.example group=devs",
             f"forward 127.0.0.1:{free_port()} a.example:5432",
             "upstream_proxy http://127.0.0.1:3129",
             f"dns_listen 127.0.0.1:{free_port()}",
             f"listen 127.0.0.1:{free_port()} mode=sni",
-            "anomaly unique_domains=5",
         ]
         for c in cases:
             with self.subTest(line=c):

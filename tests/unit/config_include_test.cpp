@@ -196,7 +196,8 @@ TEST(ConfigDefaultDeployment, ShippedConfLoads) {
   EXPECT_TRUE(r.snap->policy->decide("API.Anthropic.com.", 443, "", client).allowed);
   EXPECT_FALSE(r.snap->policy->decide("api.anthropic.com", 80, "GET", client).allowed);
   EXPECT_FALSE(r.snap->policy->decide("evil.example", 443, "", client).allowed);
-  EXPECT_FALSE(r.snap->admin);  // commented out until the build supports it
+  ASSERT_TRUE(r.snap->admin);  // SPEC: admin on 127.0.0.1:9090
+  EXPECT_EQ(r.snap->admin->to_string(), "127.0.0.1:9090");
 }
 
 }  // namespace

@@ -1,0 +1,41 @@
+#pragma once
+// The admin endpoint (SPEC "Admin endpoint"): GET /metrics (Prometheus text),
+// /healthz, /readyz, /alerts (JSON), 404 elsewhere. It runs on its own thread
+// and io_context so a scrape never competes with a worker; it reads only
+// thread-safe state (metrics registry, anomaly detector, atomics).
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "proxy/asio.hpp"
+
+namespace egressd::proxy {
+
+class admin_server {
+ public:
+  struct handlers {
+    std::function<std::string()> metrics;  // Prometheus text
+    std::function<std::string()> alerts;   // JSON array
+    std::function<bool()> ready;
+  };
+  // Binds ADDR:PORT; on failure returns null with a sentence in *error.
+  static std::unique_ptr<admin_server> start(const tcp::endpoint& ep, handlers h, std::string* error);
+  ~admin_server();
+  tcp::endpoint local() const { return local_; }
+
+ private:
+  admin_server() = default;
+  awaitable<void> accept_loop();
+  awaitable<void> serve(tcp::socket s);
+
+  net::io_context io_{1};
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  tcp::endpoint local_;
+  handlers h_;
+  std::thread thread_;
+};
+
+}  // namespace egressd::proxy
