@@ -136,5 +136,27 @@ class Dns(EgressdTestCase):
         self.assertEqual(r.status, 200, r)
 
 
+class ResolverFailover(EgressdTestCase):
+    """`resolver A B`: when the first server never answers, the second one
+    answers within the lookup's time bound."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dead_dns = cls.own(DnsServer())
+        cls.dns = cls.own(DnsServer())
+        cls.origin = cls.own(HttpOrigin())
+        cls.dead_dns.silent("allowed.test")
+        cls.dns.add("allowed.test", a=["127.0.0.1"])
+        conf = base_config(f"allow allowed.test ports={cls.origin.port}\n", timeouts={"dns": "4s"})
+        cls.e = cls.own(Egressd(conf, resolver=f"{cls.dead_dns.address} {cls.dns.address}")).start()
+
+    def test_second_resolver_used(self):
+        t0 = time.monotonic()
+        r = http_request(self.e, f"http://allowed.test:{self.origin.port}/echo/failover", timeout=20)
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(time.monotonic() - t0, 6.0)
+        self.assertTrue(self.dns.queried("allowed.test"))
+
+
 if __name__ == "__main__":
     main()

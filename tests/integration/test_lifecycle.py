@@ -141,6 +141,18 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         e.stop()
 
+    def test_signal_burst_does_not_kill(self):
+        # Reloads can be asked for in quick succession (a config-management
+        # run, a shell loop). Every one must be handled, none may terminate
+        # the process: no thread may leave these signals at their default
+        # action (terminate), even while the main thread is busy reloading.
+        e = self.start()
+        for _ in range(20):
+            e.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        self.assertTrue(e.running(), f"egressd died of a SIGHUP burst (exit {e.proc.returncode})")
+        e.stop()
+
     def test_port_already_bound(self):
         blocker = socket.socket()
         blocker.bind(("127.0.0.1", 0))
