@@ -16,11 +16,11 @@ bool supported(feature f) {
     case feature::admin: return true;
     case feature::anomaly: return true;
     case feature::report_mode: return true;
-    case feature::forward: return false;
-    case feature::upstream_proxy: return false;
+    case feature::forward: return true;
+    case feature::upstream_proxy: return true;
     case feature::dns_listen: return false;
-    case feature::listen_sni: return false;
-    case feature::listen_http: return false;
+    case feature::listen_sni: return true;
+    case feature::listen_http: return true;
   }
   return false;
 }

@@ -125,17 +125,27 @@ awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf
   co_return body_end::ok;
 }
 
-std::string endpoint_string(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
-  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
-}
 
 }  // namespace
 
 awaitable<bool> session::forward_http(request_parser& p, monitor::access_record& rec) {
   auto& req = p.get();
   target t;
-  if (!parse_absolute_form(req.target(), &t)) {
+  bool target_ok = parse_absolute_form(req.target(), &t);
+  if (!target_ok && info_.mode == config::listen_mode::http && req.target().starts_with("/")) {
+    // Transparent HTTP: the destination is the Host header (the framing
+    // check already refused a duplicate Host); the port is the original
+    // destination's, or port=, or 80.
+    auto host = req.find(http::field::host);
+    if (host != req.end() && parse_authority_form(host->value(), &t)) {
+      target_ok = true;
+    } else if (host != req.end() && parse_authority_form(fmt::format("{}:80", host->value()), &t)) {
+      t.port = destination_port(80);
+      target_ok = true;
+    }
+    t.path = req.target();
+  }
+  if (!target_ok) {
     refusal_detail d;
     d.what = req.target().starts_with("/")
                  ? "a proxy needs an absolute URI (http://host/path); set HTTP_PROXY instead of sending to egressd directly"
@@ -178,6 +188,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     req.erase(http::field::expect);
   }
   strip_hop_by_hop(req.base());
+  // A parent proxy (upstream_proxy) gets the absolute form; an origin the
+  // origin form.
+  if (snap_->upstream_proxy) new_target = fmt::format("http://{}{}", host_field, new_target);
   req.target(new_target);
   req.set(http::field::host, host_field);
   if (!upgrade.empty()) {

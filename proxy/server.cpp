@@ -74,16 +74,20 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     return nullptr;
   }
 
-  for (const auto& l : snap->listens) {
+  // Proxy/transparent listeners, then plain forwards: each bound on every worker.
+  std::vector<std::pair<config::endpoint, listener_info>> binds;
+  for (const auto& l : snap->listens) binds.push_back({l.addr, listener_info{l.mode, {}, l.upstream_port, false, {}}});
+  for (const auto& f : snap->forwards)
+    binds.push_back({f.listen, listener_info{config::listen_mode::proxy, {}, 0, true, f.target}});
+  for (auto& [where, info] : binds) {
     error_code ec;
-    auto addr = net::ip::make_address(l.addr.host, ec);
+    auto addr = net::ip::make_address(where.host, ec);
     if (ec) {
-      *error = fmt::format("{}:{}: cannot listen on {}: not an IP address", l.file, l.line, l.addr.host);
+      *error = fmt::format("cannot listen on {}: not an IP address", where.host);
       return nullptr;
     }
-    tcp::endpoint ep(addr, l.addr.port);
+    tcp::endpoint ep(addr, where.port);
     if (ep.port() != 0 && !port_free(ep, error)) return nullptr;
-    listener_info info{l.mode, ep, l.upstream_port};
     for (auto& w : s->workers_) {
       auto a = bind_reuseport(w->io(), ep, error);
       if (!a) return nullptr;

@@ -188,6 +188,14 @@ awaitable<session::head_status> session::read_head(size_t* head_len, bool first)
 }
 
 awaitable<void> session::run() {
+  if (info_.forward) {
+    co_await run_forward();
+    co_return;
+  }
+  if (info_.mode == config::listen_mode::sni) {
+    co_await run_sni();
+    co_return;
+  }
   for (bool first = true;; first = false) {
     if (!first && w_.draining()) co_return;
     reg_.idle = !first && cbuf_.size() == 0;
@@ -232,6 +240,13 @@ awaitable<void> session::run() {
 awaitable<bool> session::handle(request_parser& p, monitor::access_record& rec) {
   auto& req = p.get();
   rec.method = std::string(req.method_string());
+  if (info_.mode == config::listen_mode::http) rec.kind = "host";
+  if (req.method() == http::verb::connect && info_.mode == config::listen_mode::http) {
+    refusal_detail d;
+    d.what = "CONNECT on a transparent HTTP listener";
+    co_await refuse(reason::bad_request, d, false, rec);
+    co_return false;
+  }
   if (req.method() == http::verb::connect) {
     rec.kind = "connect";
     auto& m = w_.srv().metrics();
@@ -306,6 +321,7 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
 }
 
 awaitable<void> session::handle_connect(request_parser& p, monitor::access_record& rec) {
+  close_upstream();  // nothing of an earlier plain-HTTP upstream may leak into the tunnel
   target t;
   if (!parse_authority_form(p.get().target(), &t)) {
     refusal_detail d;
@@ -332,21 +348,13 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   }
 
   beast::tcp_stream up(w_.io());
-  reg_.upstream = &up.socket();
-  // The registry must never point at a socket of this frame once it is gone.
-  struct unregister_upstream {
-    conn_entry& reg;
-    ~unregister_upstream() { reg.upstream = nullptr; }
-  } guard{reg_};
-  dial_result dr = co_await dial(w_, *snap_, v.host, v.literal ? &*v.literal : nullptr, t.port, up);
+  upstream_guard guard(reg_, up);
+  dial_result dr = co_await dial_tunnel(v, t.port, up, rec);
   if (dr.why != reason::none) {
     d.address = dr.refused_address;
     co_await refuse(dr.why, d, false, rec);
     co_return;
   }
-  rec.upstream = dr.remote.address().is_v6()
-                     ? fmt::format("[{}]:{}", dr.remote.address().to_string(), dr.remote.port())
-                     : fmt::format("{}:{}", dr.remote.address().to_string(), dr.remote.port());
   if (v.reported == reason::none) rec.decision = "allow";
   rec.status = 200;
 
@@ -364,29 +372,15 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   // host before a byte goes upstream. An IP-literal destination (inside
   // allow_net) has no name to compare, so it is not inspected.
   if (snap_->is_tls_port(t.port) && !v.literal) {
-    reason bad = reason::none;
-    for (;;) {
-      auto h = parse_client_hello(static_cast<const uint8_t*>(cbuf_.data().data()), cbuf_.size());
-      if (h.status == hello_status::need_more) {
-        client_.expires_after(snap_->timeout.header);
-        size_t n = co_await client_.async_read_some(cbuf_.prepare(4096), net::redirect_error(use_awaitable, ec));
-        cbuf_.commit(n);
-        if (ec) {
-          bad = cbuf_.size() == 0 ? reason::client_closed : reason::not_tls;
-          break;
-        }
-        continue;
-      }
-      if (h.status != hello_status::ok) {
-        bad = reason::not_tls;
-      } else if (!h.has_sni) {
+    hello h = co_await read_client_hello();
+    reason bad = h.why;
+    if (h.has_sni) rec.sni = h.sni;
+    if (bad == reason::none) {
+      if (!h.has_sni) {
         if (snap_->require_sni) bad = reason::no_sni;
-      } else {
-        rec.sni = std::string(h.sni());
-        auto sni = acl::normalize_host(h.sni());
-        if (!sni || *sni != v.host) bad = reason::sni_mismatch;
+      } else if (h.sni != v.host) {
+        bad = reason::sni_mismatch;
       }
-      break;
     }
     if (bad != reason::none) {
       rec.decision = bad == reason::client_closed ? "allow" : "deny";
@@ -395,18 +389,76 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
       co_return;
     }
   }
+  co_await run_tunnel(up, {}, bandwidth(v), rec);
+}
 
+awaitable<session::hello> session::read_client_hello() {
+  hello out;
+  error_code ec;
+  for (;;) {
+    auto h = parse_client_hello(static_cast<const uint8_t*>(cbuf_.data().data()), cbuf_.size());
+    if (h.status == hello_status::need_more) {
+      client_.expires_after(snap_->timeout.header);
+      size_t n = co_await client_.async_read_some(cbuf_.prepare(4096), net::redirect_error(use_awaitable, ec));
+      cbuf_.commit(n);
+      if (ec) {
+        out.why = cbuf_.size() == 0 ? reason::client_closed : reason::not_tls;
+        co_return out;
+      }
+      continue;
+    }
+    if (h.status != hello_status::ok) {
+      out.why = reason::not_tls;
+    } else if (h.has_sni) {
+      out.has_sni = true;
+      auto norm = acl::normalize_host(h.sni());
+      out.sni = norm ? std::move(*norm) : std::string(h.sni());
+    }
+    co_return out;
+  }
+}
+
+awaitable<dial_result> session::dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
+                                            monitor::access_record& rec) {
+  dial_result dr = co_await dial(w_, *snap_, v.host, v.literal ? &*v.literal : nullptr, port, up);
+  if (dr.why != reason::none) co_return dr;
+  rec.upstream = endpoint_string(dr.remote);
+  if (!dr.via_parent) co_return dr;
+
+  // Through the parent proxy: CONNECT there, and only a 2xx opens the tunnel.
+  std::string authority = v.literal && !v.literal->is_v4() ? fmt::format("[{}]:{}", v.literal->to_string(), port)
+                                                           : fmt::format("{}:{}", v.host, port);
+  std::string req = fmt::format("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", authority);
+  error_code ec;
+  up.expires_after(snap_->timeout.connect);
+  co_await net::async_write(up, net::buffer(req), net::redirect_error(use_awaitable, ec));
+  http::response_parser<http::empty_body> rp;
+  rp.header_limit(16 * 1024);
+  if (!ec) co_await http::async_read_header(up, ubuf_, rp, net::redirect_error(use_awaitable, ec));
+  up.expires_never();
+  if (ec) {
+    dr.why = ec == beast::error::timeout ? reason::upstream_timeout : reason::upstream_reset;
+  } else if (rp.get().result_int() / 100 != 2) {
+    dr.why = reason::upstream_unreachable;
+  }
+  co_return dr;
+}
+
+awaitable<void> session::run_tunnel(beast::tcp_stream& up, std::string_view first_down, acl::bandwidth_limiter* bw,
+                                    monitor::access_record& rec) {
   client_.expires_never();
+  up.expires_never();
   tcp::socket cs = client_.release_socket();
   tcp::socket us = up.release_socket();
   reg_.client = &cs;
   reg_.upstream = &us;
   std::string_view first(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
-  relay_result rr = co_await relay(cs, us, first, {}, snap_->timeout.idle, w_.pipes(), bandwidth(v));
+  if (first_down.empty()) first_down = {static_cast<const char*>(ubuf_.data().data()), ubuf_.size()};
+  relay_result rr = co_await relay(cs, us, first, first_down, snap_->timeout.idle, w_.pipes(), bw);
   reg_.client = nullptr;
   reg_.upstream = nullptr;
-  rec.bytes_up = rr.bytes_up;
-  rec.bytes_down = rr.bytes_down;
+  rec.bytes_up += rr.bytes_up;
+  rec.bytes_down += rr.bytes_down;
   switch (rr.end) {
     case relay_end::idle_timeout: rec.reason = acl::to_string(reason::idle_timeout); break;
     case relay_end::upstream_error: rec.reason = acl::to_string(reason::upstream_reset); break;

@@ -16,6 +16,7 @@
 #include "proxy/request_target.hpp"
 #include "proxy/responses.hpp"
 #include "proxy/rule_limits.hpp"
+#include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
 
 namespace egressd::proxy {
@@ -32,6 +33,14 @@ struct verdict {
   // mode report: the allowlist reason it would have been denied for; the
   // request goes on and is logged with decision "report".
   acl::reason reported = acl::reason::none;
+};
+
+// Keeps the connection registry from pointing at an upstream socket of a
+// coroutine frame that is gone.
+struct upstream_guard {
+  upstream_guard(conn_entry& r, beast::tcp_stream& up) : reg(r) { reg.upstream = &up.socket(); }
+  ~upstream_guard() { reg.upstream = nullptr; }
+  conn_entry& reg;
 };
 
 class session {
@@ -51,6 +60,24 @@ class session {
   awaitable<void> refuse(acl::reason r, const refusal_detail& d, bool keep_alive,
                          monitor::access_record& rec);
   void close_upstream();
+  struct hello {
+    acl::reason why = acl::reason::none;  // not_tls / client_closed, else none
+    bool has_sni = false;
+    std::string sni;  // normalised when valid
+  };
+  // Reads from the client into cbuf_ until a whole ClientHello is there.
+  awaitable<hello> read_client_hello();
+  // dial() plus, through a parent proxy, its CONNECT exchange.
+  awaitable<dial_result> dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
+                                     monitor::access_record& rec);
+  // Moves both sockets into the splice relay (cbuf_/ubuf_ bytes first) and
+  // finishes the record.
+  awaitable<void> run_tunnel(beast::tcp_stream& up, std::string_view first_down, acl::bandwidth_limiter* bw,
+                             monitor::access_record& rec);
+  // Transparent listeners and plain forwards (proxy/transparent.cpp).
+  awaitable<void> run_sni();
+  awaitable<void> run_forward();
+  uint16_t destination_port(uint16_t fallback) const;
   void finish(monitor::access_record& rec);
   void note_verdict(const verdict& v, monitor::access_record& rec);
   // Rule limits for an allowed destination: conns= slot (held in slot_ for

@@ -2,6 +2,10 @@
 
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "acl/pattern.hpp"
+
 #include "proxy/server.hpp"
 
 namespace egressd::proxy {
@@ -16,35 +20,95 @@ net::ip::address to_asio_address(const acl::ip_address& a) {
   return net::ip::address_v6(a.bytes);
 }
 
+namespace {
+
+// Resolution shared by dial() and dial_trusted(): static hosts, then DNS.
+awaitable<acl::reason> lookup(worker& w, const config::snapshot& snap, std::string_view host,
+                              std::vector<acl::ip_address>* addrs) {
+  if (auto it = snap.hosts.find(host); it != snap.hosts.end()) {
+    *addrs = it->second;
+    co_return acl::reason::none;
+  }
+  dns::result res = co_await w.resolver().resolve(std::string(host));
+  auto& m = w.srv().metrics();
+  using dr = monitor::metrics::dns_result;
+  switch (res.st) {
+    case dns::status::ok:
+      m.dns_query(w.index(), res.from_cache ? dr::cached : dr::ok);
+      *addrs = std::move(res.addresses);
+      co_return acl::reason::none;
+    case dns::status::nxdomain:
+      m.dns_query(w.index(), dr::nxdomain);
+      co_return acl::reason::dns_failure;
+    case dns::status::timeout:
+      m.dns_query(w.index(), dr::timeout);
+      co_return acl::reason::dns_timeout;
+    default:
+      m.dns_query(w.index(), dr::failure);
+      co_return acl::reason::dns_failure;
+  }
+}
+
+// Connects to exactly these endpoints, in turn, within `timeout connect`.
+awaitable<void> connect_endpoints(worker& w, const config::snapshot& snap, const std::vector<tcp::endpoint>& eps,
+                                  beast::tcp_stream& out, dial_result* r) {
+  error_code ec;
+  const auto started = std::chrono::steady_clock::now();
+  out.expires_after(snap.timeout.connect);
+  r->remote = co_await out.async_connect(eps, net::redirect_error(use_awaitable, ec));
+  out.expires_never();
+  w.srv().metrics().upstream_connect(
+      w.index(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (ec) {
+    r->why = ec == beast::error::timeout ? acl::reason::upstream_timeout : acl::reason::upstream_unreachable;
+    co_return;
+  }
+  error_code ignore;
+  out.socket().set_option(tcp::no_delay(true), ignore);
+}
+
+}  // namespace
+
+std::string endpoint_string(const tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+awaitable<dial_result> dial_trusted(worker& w, const config::snapshot& snap, const config::endpoint& target,
+                                    beast::tcp_stream& out) {
+  dial_result r;
+  std::vector<acl::ip_address> addrs;
+  if (auto lit = acl::parse_ip_strict(target.host)) {
+    addrs.push_back(*lit);
+  } else {
+    auto name = acl::normalize_host(target.host);
+    r.why = name ? co_await lookup(w, snap, *name, &addrs) : acl::reason::dns_failure;
+    if (r.why != acl::reason::none) co_return r;
+  }
+  std::vector<tcp::endpoint> eps;
+  for (const auto& a : addrs) eps.emplace_back(to_asio_address(a.unmapped()), target.port);
+  if (eps.empty()) {
+    r.why = acl::reason::dns_failure;
+    co_return r;
+  }
+  co_await connect_endpoints(w, snap, eps, out, &r);
+  co_return r;
+}
+
 awaitable<dial_result> dial(worker& w, const config::snapshot& snap, std::string_view host,
                             const acl::ip_address* literal, uint16_t port, beast::tcp_stream& out) {
+  if (snap.upstream_proxy) {
+    dial_result r = co_await dial_trusted(w, snap, *snap.upstream_proxy, out);
+    r.via_parent = true;
+    co_return r;
+  }
   dial_result r;
   std::vector<acl::ip_address> addrs;
   if (literal) {
     addrs.push_back(*literal);
-  } else if (auto it = snap.hosts.find(host); it != snap.hosts.end()) {
-    addrs = it->second;
   } else {
-    dns::result res = co_await w.resolver().resolve(std::string(host));
-    auto& m = w.srv().metrics();
-    using dr = monitor::metrics::dns_result;
-    switch (res.st) {
-      case dns::status::ok: m.dns_query(w.index(), res.from_cache ? dr::cached : dr::ok); break;
-      case dns::status::nxdomain: m.dns_query(w.index(), dr::nxdomain); break;
-      case dns::status::timeout: m.dns_query(w.index(), dr::timeout); break;
-      default: m.dns_query(w.index(), dr::failure); break;
-    }
-    switch (res.st) {
-      case dns::status::ok:
-        addrs = std::move(res.addresses);
-        break;
-      case dns::status::timeout:
-        r.why = acl::reason::dns_timeout;
-        co_return r;
-      default:
-        r.why = acl::reason::dns_failure;
-        co_return r;
-    }
+    r.why = co_await lookup(w, snap, host, &addrs);
+    if (r.why != acl::reason::none) co_return r;
   }
 
   std::vector<tcp::endpoint> eps;
@@ -67,20 +131,7 @@ awaitable<dial_result> dial(worker& w, const config::snapshot& snap, std::string
                                                    : acl::reason::non_public_address;
     co_return r;
   }
-
-  error_code ec;
-  const auto started = std::chrono::steady_clock::now();
-  out.expires_after(snap.timeout.connect);
-  r.remote = co_await out.async_connect(eps, net::redirect_error(use_awaitable, ec));
-  out.expires_never();
-  w.srv().metrics().upstream_connect(
-      w.index(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  if (ec) {
-    r.why = ec == beast::error::timeout ? acl::reason::upstream_timeout : acl::reason::upstream_unreachable;
-    co_return r;
-  }
-  error_code ignore;
-  out.socket().set_option(tcp::no_delay(true), ignore);
+  co_await connect_endpoints(w, snap, eps, out, &r);
   co_return r;
 }
 

@@ -28,7 +28,9 @@ class rule_limits;
 struct listener_info {
   config::listen_mode mode = config::listen_mode::proxy;
   tcp::endpoint local;
-  uint16_t upstream_port = 0;
+  uint16_t upstream_port = 0;  // port= of transparent listeners (0: 443 / 80)
+  bool forward = false;        // `forward LISTEN TARGET`: plain TCP to target
+  config::endpoint target;
 };
 
 // A live connection, registered so drain and shutdown can reach its sockets.

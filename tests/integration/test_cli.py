@@ -156,10 +156,7 @@ class Cli(unittest.TestCase):
         # test it properly) in the same change.
         port = free_port()
         cases = [
-            f"forward 127.0.0.1:{free_port()} a.example:5432",
-            "upstream_proxy http://127.0.0.1:3129",
             f"dns_listen 127.0.0.1:{free_port()}",
-            f"listen 127.0.0.1:{free_port()} mode=sni",
         ]
         for c in cases:
             with self.subTest(line=c):
