@@ -272,6 +272,9 @@ class Egressd:
             self.proc.kill()
             self.proc.wait(10)
         _live_procs.discard(self.proc)
+        for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
+            if f is not None and not f.closed:
+                f.close()
 
     def stderr(self):
         try:
