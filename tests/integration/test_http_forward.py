@@ -17,7 +17,7 @@ from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
-                     assert_denied, base_config, connect_proxy, curl, curl_status, expect_closed,
+                     assert_denied, base_config, connect_proxy, curl_status, expect_closed,
                      gen_bytes, hall, hget, http_request, main, read_response, request_raw, sha256)
 
 MiB = 1024 * 1024

@@ -147,8 +147,11 @@ class Lifecycle(unittest.TestCase):
         # the process: no thread may leave these signals at their default
         # action (terminate), even while the main thread is busy reloading.
         e = self.start()
-        for _ in range(20):
-            e.send_signal(signal.SIGHUP)
+        for _ in range(5):
+            for _ in range(20):
+                if e.running():
+                    e.send_signal(signal.SIGHUP)
+            time.sleep(0.1)
         time.sleep(1.0)
         self.assertTrue(e.running(), f"egressd died of a SIGHUP burst (exit {e.proc.returncode})")
         e.stop()
