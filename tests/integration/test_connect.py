@@ -193,6 +193,23 @@ allow other.test ports={T},{K}
             s.close()
         self.assert_sink_untouched(before)
 
+    def test_oversized_client_hello_closed(self):
+        # A handshake claiming 16 MB: egressd caps what it buffers and closes.
+        before = self.tls_sink.snapshot()[1]
+        s, bs = self.tunnel(f"allowed.test:{self.K}")
+        try:
+            body = b"\x01\xff\xff\xff" + b"\x03\x03" + b"A" * (0x4000 - 6)
+            try:
+                s.sendall(b"\x16\x03\x01\x40\x00" + body)
+                for _ in range(3):
+                    s.sendall(b"\x16\x03\x01\x40\x00" + b"B" * 0x4000)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            expect_closed(bs, 10)
+        finally:
+            s.close()
+        self.assert_sink_untouched(before)
+
     def test_openssl_s_client_sni_mismatch(self):
         before = self.tls_sink.snapshot()[1]
         p = subprocess.run(
