@@ -114,7 +114,9 @@ def _unescape(v):
         c = v[i]
         if c == "\\" and i + 1 < len(v):
             n = v[i + 1]
-            out.append({"n": "\n", "\\": "\\", '"': '"'}.get(n, "\\" + n))
+            if n not in ("n", "\\", '"'):
+                raise AssertionError(f"/metrics: invalid escape \\{n} in label value {v!r}")
+            out.append({"n": "\n", "\\": "\\", '"': '"'}[n])
             i += 2
         else:
             out.append(c)

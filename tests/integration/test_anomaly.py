@@ -312,6 +312,48 @@ class OtherAlerts(EgressdTestCase):
             self.assertEqual(m.get("egressd_anomaly_alerts_total", type=t), v, t)
 
 
+class WindowExpiry(EgressdTestCase):
+    """window=2s: hosts fall out of the window, and once a window has
+    passed the same alert type can fire again for the same client."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = cls.own(HttpOrigin())
+        cls.admin_port = free_port()
+        cls.names = [f"w{i}.test" for i in range(1, 9)]
+        rules = "".join(f"allow {n} ports={cls.origin.port}\n" for n in cls.names)
+        anomaly = "anomaly window=2s unique_domains=2 requests=100000/m min_requests=100000"
+        conf = base_config(rules, hosts="{dir}/hosts", extra=f"admin 127.0.0.1:{cls.admin_port}\n{anomaly}")
+        cls.e = cls.own(Egressd(conf, files={"hosts": hosts_file(cls.names)})).start()
+
+    def visit(self, *hosts):
+        n = len(request_lines(self.e)) + len(hosts)
+        for h in hosts:
+            self.assertEqual(http_via(self.e.port, f"http://{h}:{self.origin.port}/").status, 200)
+        wait_until(lambda: len(request_lines(self.e)) >= n, 10.0, 0.02, "log lines")
+
+    def wait_window_empty(self):
+        wait_metrics(self.admin_port,
+                     lambda m: m.get("egressd_client_unique_domains", client="127.0.0.1") == 0,
+                     timeout=10.0, what="the 2 s window to empty")
+
+    def test_window(self):
+        self.visit("w1.test", "w2.test")
+        self.assertEqual(alert_lines(self.e), [])
+        self.wait_window_empty()
+        # Two new hosts: 2 distinct in the window, not above 2.
+        self.visit("w3.test", "w4.test")
+        self.assertEqual(alert_lines(self.e), [])
+        self.visit("w5.test")  # the 3rd distinct host within 2 s
+        got = wait_until(lambda: alert_lines(self.e), 10.0, 0.02, "domain_diversity")
+        self.assertEqual([(a["alert"], a["host"], a["value"]) for a in got],
+                         [("domain_diversity", "w5.test", 3)])
+        self.wait_window_empty()
+        self.visit("w6.test", "w7.test", "w8.test")
+        got = wait_until(lambda: alert_lines(self.e)[1:], 10.0, 0.02, "a second domain_diversity")
+        self.assertEqual([(a["alert"], a["host"]) for a in got], [("domain_diversity", "w8.test")])
+
+
 class AlertsBounded(EgressdTestCase):
     """/alerts keeps a bounded number of recent alerts, newest last, while
     the counter counts them all."""

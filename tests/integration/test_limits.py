@@ -43,10 +43,11 @@ class Limits(EgressdTestCase):
         cls.dns = cls.own(DnsServer())
         cls.origin = cls.own(HttpOrigin())
         cls.echo = cls.own(TcpSink("echo"))
+        cls.hash = cls.own(TcpSink("hash"))
         for n in cls.NAMES:
             cls.dns.add(n, a=["127.0.0.1"])
-        O, E = cls.origin.port, cls.echo.port
-        cls.O, cls.E = O, E
+        O, E, H = cls.origin.port, cls.echo.port, cls.hash.port
+        cls.O, cls.E, cls.H = O, E, H
         cls.admin_port = free_port()
         rules = f"""
 allow rate.test ports={O} rate=3/m
@@ -54,7 +55,7 @@ allow keep.test ports={O} rate=2/m
 allow tunnel.test ports={O},{E} rate=3/m
 allow perclient.test ports={O} rate=2/m per=client
 allow conns.test ports={O},{E} conns=2
-allow slow.test ports={O},{E} bandwidth=512K/s
+allow slow.test ports={O},{E},{H} bandwidth=512K/s
 allow fast.test ports={O},{E}
 allow reload.test ports={O} rate=2/m
 allow reloadpc.test ports={O} rate=1/m per=client
@@ -274,6 +275,21 @@ allow honest.test ports={O} rate=30/m burst=1
         self.assertGreaterEqual(total, 2.5, f"2 x 1 MiB at a shared 512K/s took only {total:.2f}s")
         self.assertLessEqual(total, 8.0, f"2 x 1 MiB at a shared 512K/s took {total:.2f}s")
 
+    def test_bandwidth_tunnel_upload(self):
+        # Up direction of a tunnel: 1 MiB to a hashing sink at 512K/s.
+        r, s, bs = connect_via(self.e.port, f"slow.test:{self.H}", timeout=30)
+        with contextlib.closing(s):
+            self.assertEqual(r.status, 200, repr(r))
+            data = gen_bytes(MIB, seed=11)
+            t0 = time.monotonic()
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            digest = bs.read_to_eof()
+            dt = time.monotonic() - t0
+        self.assertEqual(digest.decode(), sha256(data))
+        self.assertGreaterEqual(dt, 1.2, f"1 MiB up a tunnel at 512K/s took only {dt:.2f}s")
+        self.assertLessEqual(dt, 5.0, f"1 MiB up a tunnel at 512K/s took {dt:.2f}s")
+
     def test_bandwidth_upload(self):
         # Each direction is paced: 1 MiB up at 512K/s takes about 2 s.
         body = gen_bytes(MIB, seed=7)
@@ -380,6 +396,46 @@ allow burstc.test ports={E} rate=1/m burst=2
         self.assertEqual(statuses, [200, 200, 429], repr(last))
         assert_denied(self, last, 429, "rate_limited", "burstc.test")
         self.assertTrue(retry_after_ok(last), repr(last))
+
+
+class ConnsClientAbort(EgressdTestCase):
+    """A conns= slot is released when the client goes away, also while
+    egressd is still waiting for the upstream's response (issue 3: "the slot
+    is released when the connection ends however it ends (error, timeout,
+    client abort)")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = cls.own(HttpOrigin())
+        sink = TcpSink("sink")  # accepts, reads, never answers
+        cls.sink = sink
+        O, K = cls.origin.port, sink.port
+        cls.O, cls.K = O, K
+        rules = f"allow held.test ports={O},{K} conns=1\n"
+        cls.e = cls.own(Egressd(base_config(rules, hosts="{dir}/hosts"),
+                                files={"hosts": "127.0.0.1 held.test\n"})).start()
+        cls.own(sink)  # closed first at teardown: frees whatever egressd still holds
+
+    def test_slot_freed_when_client_resets_while_waiting_for_upstream(self):
+        s = connect_from(self.e.port)
+        s.sendall(request_head("GET", f"http://held.test:{self.K}/never-answers"))
+        wait_until(lambda: self.sink.snapshot()[1] > 0, 10.0, 0.02, "the request at the upstream")
+        r = http_via(self.e.port, f"http://held.test:{self.O}/echo")
+        assert_denied(self, r, 429, "conns_limited", "held.test")
+        # The client gives up: abortive close (RST).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()
+        last = []
+
+        def served():
+            r = http_via(self.e.port, f"http://held.test:{self.O}/echo")
+            last[:] = [r]
+            return r.status == 200
+        try:
+            wait_until(served, 5.0, 0.1, "the conns=1 slot to be released after the client reset")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the slot is still held by a client that is gone "
+                                 f"(last answer {last[0]!r})") from None
 
 
 class MaxConns(EgressdTestCase):

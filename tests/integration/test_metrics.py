@@ -50,7 +50,7 @@ class Metrics_(EgressdTestCase):
         cls.dns = cls.own(DnsServer())
         cls.origin = cls.own(HttpOrigin())
         cls.echo = cls.own(TcpSink("echo"))
-        for n in ("metrics.test", "fresh.test", "reloadme.test", "selfname.test", "tunnelonly.test"):
+        for n in ("re7.test", "metrics.test", "fresh.test", "reloadme.test", "selfname.test", "tunnelonly.test"):
             cls.dns.add(n, a=["127.0.0.1"])
         cls.dns.nxdomain("nx.test")
         cls.dns.servfail("sf.test")
@@ -67,6 +67,8 @@ allow nx.test ports={O}
 allow sf.test ports={O}
 allow reloadme.test ports={O}
 allow selfname.test ports={cls.proxy_port},{cls.admin_port}
+allow ~re[0-9]\\.test ports={O}
+allow ~q"x\\d\\.test ports={O}
 """
         cls.extra = f"admin 127.0.0.1:{cls.admin_port}"
         cls.e = cls.own(Egressd(base_config(cls.rules, extra=cls.extra), dns=cls.dns,
@@ -270,6 +272,15 @@ allow selfname.test ports={cls.proxy_port},{cls.admin_port}
                 self.assertTrue(fam.endswith("_total"), fam)
         r = admin_get(self.admin_port, "/metrics")
         self.assertTrue(r.header("Content-Type", "").startswith("text/plain"), r.head)
+
+    def test_regex_rule_label_escaped(self):
+        # Label values are escaped per the text format (backslash, quote).
+        before = scrape(self.admin_port)
+        r = http_via(self.e.port, f"http://re7.test:{self.O}/echo")
+        self.assertEqual(r.status, 200, repr(r))
+        after = self.settle(before, 1)
+        self.assertEqual(delta(after, before, RULE, rule="~re[0-9]\\.test"), 1)
+        self.assertTrue(after.has(RULE, rule='~q"x\\d\\.test'), after.text)
 
     # ---- the other admin paths
 
