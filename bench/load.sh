@@ -259,6 +259,31 @@ mkdir -p "$(dirname "$BENCH_OUT")"
 : > "$RAW"
 add() { RES["$1:$2"]="${RES["$1:$2"]:-} $3"; printf '%s %s %s\n' "$1" "$2" "$3" >> "$RAW"; }
 note() { NOTES+=("$*"); log "note: $*"; }
+# Per-repeat counts become one note: "squid: a: socket errors in each repeat: 3, 0, 5".
+declare -A COUNTS
+COUNT_KEYS=()
+count_note() { # KEY WHAT VALUE
+  local k="$1: $2"
+  [ -n "${COUNTS[$k]+x}" ] || COUNT_KEYS+=("$k")
+  COUNTS[$k]="${COUNTS[$k]:+${COUNTS[$k]}, }$3"
+  log "note: $1: $2: $3"
+}
+# CPU 0 belongs to the proxy: time other processes spent there during a run
+# (user+system of CPU 0 minus the proxy's own) says the figure is disturbed.
+cpu0_mark() { awk '/^cpu0 / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+cpu0_check() { # PROXY ROW MARK PROXY_TICKS
+  local b0 t0 b1 t1 pct
+  read -r b0 t0 <<<"$3"
+  read -r b1 t1 < <(cpu0_mark)
+  [ "$t1" -gt "$t0" ] || return 0
+  pct=$(awk -v b="$((b1 - b0 - $4))" -v t="$((t1 - t0))" 'BEGIN { p = 100 * b / t; printf "%.0f", p < 0 ? 0 : (p > 100 ? 100 : p) }')
+  printf '%s %s_cpu0_foreign_pct %s (cpu0 busy %s of %s ticks, proxy %s)\n' "$1" "$2" "$pct" "$((b1 - b0))" "$((t1 - t0))" "$4" >> "$RAW"
+  [ "$pct" -ge 10 ] && count_note "$1: $2" "% of CPU 0 used by other processes" "$pct"
+  # The proxy is pinned to CPU 0: more CPU than CPU 0 had means a bad reading.
+  [ "$4" -gt $(((t1 - t0) * 11 / 10 + 2)) ] \
+    && count_note "$1: $2" "proxy CPU ticks above CPU 0's elapsed ticks (suspect reading)" "$4 > $((t1 - t0))"
+  return 0
+}
 calc() { awk "BEGIN { printf \"%.6g\", $* }"; }
 
 # ---------------------------------------------------------------- load runs
@@ -311,6 +336,8 @@ measure_http() {
   local proxy=$1 row=$2 pid=$3 addr=$4 target=$5 host=$6 mode=keepalive c0 c1
   [ "$row" = b ] && mode=close
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+  local mark
+  mark=$(cpu0_mark)
   local alog=$TMP/logs/$proxy-access.log l0=0 l1
   [ -f "$alog" ] && l0=$(wc -l < "$alog")
   local perf_pid=""
@@ -329,13 +356,16 @@ measure_http() {
   if [ -n "$pid" ]; then
     c1=$(cpu_ticks "$pid")
     [ "$L_REQS" -gt 0 ] && add "$proxy" "${row}_cpu" "$(calc "($c1 - $c0) / $CLK_TCK * 1e6 / $L_REQS")"
+    cpu0_check "$proxy" "$row" "$mark" "$((c1 - c0))"
+  else
+    cpu0_check "$proxy" "$row" "$mark" 0
   fi
   if [ "$row" = f ]; then
     [ "$L_S403" -lt "$L_REQS" ] && note "$proxy: f: only $L_S403 of $L_REQS responses were 403 (or non-2xx)"
   elif [ "$L_NON2XX" -gt 0 ]; then
-    note "$proxy: $row: $L_NON2XX of $L_REQS responses were not 2xx"
+    count_note "$proxy: $row" "responses that were not 2xx" "$L_NON2XX of $L_REQS"
   fi
-  [ "$L_ERR" -gt 0 ] && note "$proxy: $row: $L_ERR socket errors"
+  [ "$L_ERR" -gt 0 ] && count_note "$proxy: $row" "socket errors" "$L_ERR"
   if [ -n "$pid" ]; then
     sleep 0.2
     l1=$(wc -l < "$alog" 2>/dev/null || echo 0)
@@ -369,16 +399,21 @@ measure_cycles() {
   local proxy=$1 addr=$2 tunnel=${3:-} out rate done s2xx errors
   local args=(-m connect -a "$addr" -H "$ORIGIN" -c $CONNS_CONNECT -d "$RUN_S")
   [ -n "$tunnel" ] && args+=(-T "$tunnel")
+  local mark c0=0 c1=0
+  mark=$(cpu0_mark)
+  [ -n "${PROXY_PID_FOR_CYCLES:-}" ] && c0=$(cpu_ticks "$PROXY_PID_FOR_CYCLES")
   out=$(timeout $((RUN_S + 30)) taskset -c 1 "$LOADGEN" "${args[@]}" 2>&1)
   printf '%s\n' "$out" >> "$TMP/logs/loadgen.out"
+  [ -n "${PROXY_PID_FOR_CYCLES:-}" ] && c1=$(cpu_ticks "$PROXY_PID_FOR_CYCLES")
+  cpu0_check "$proxy" d "$mark" "$((c1 - c0))"
   rate=$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$out")
   done=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
   s2xx=$(sed -n 's/.* s2xx=\([0-9]*\).*/\1/p' <<<"$out")
   errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out")
   if [ -z "$rate" ] || [ "${s2xx:-0}" = 0 ]; then note "$proxy: d: no cycle completed ($out)"; return 0; fi
   add "$proxy" d_cps "$(calc "$rate * $s2xx / $done")"
-  [ "$s2xx" -lt "$done" ] && note "$proxy: d: $((done - s2xx)) of $done cycles did not end in 200"
-  [ "${errors:-0}" -gt 0 ] && note "$proxy: d: $errors connection errors"
+  [ "$s2xx" -lt "$done" ] && count_note "$proxy: d" "cycles that did not end in 200" "$((done - s2xx)) of $done"
+  [ "${errors:-0}" -gt 0 ] && count_note "$proxy: d" "connection errors" "$errors"
   return 0
 }
 
@@ -592,7 +627,7 @@ run_direct() {
     measure_http direct b "" "127.0.0.1:$OPORT" / "$ORIGIN"
     measure_bulk direct c "" --resolve "$ORIGIN:127.0.0.1" "http://$ORIGIN/big"
     measure_bulk direct ct "" -k --resolve "$TORIGIN:127.0.0.1" "https://$TORIGIN/big"
-    measure_cycles direct "127.0.0.1:$OPORT"
+    PROXY_PID_FOR_CYCLES="" measure_cycles direct "127.0.0.1:$OPORT"
     measure_http direct f "" "127.0.0.1:$OPORT" /deny "$ORIGIN"
   done
 }
@@ -633,7 +668,7 @@ run_forward_proxy() {
     measure_http "$proxy" b "$PROXY_PID" "$PROXY_ADDR" "http://$ORIGIN/" "$ORIGIN"
     measure_bulk "$proxy" c "$PROXY_PID" -p -x "http://$PROXY_ADDR" "http://$ORIGIN/big"
     measure_bulk "$proxy" ct "$PROXY_PID" -k -x "http://$PROXY_ADDR" "https://$TORIGIN/big"
-    measure_cycles "$proxy" "$PROXY_ADDR" "$ORIGIN"
+    PROXY_PID_FOR_CYCLES=$PROXY_PID measure_cycles "$proxy" "$PROXY_ADDR" "$ORIGIN"
     measure_http "$proxy" f "$PROXY_PID" "$PROXY_ADDR" "http://$DENIED:$OPORT/" "$DENIED:$OPORT"
     truncate_logs
   done
@@ -643,6 +678,9 @@ run_forward_proxy() {
 
 # ---------------------------------------------------------------- run
 log "origin: $ORIGIN_KIND on 127.0.0.1:$OPORT (TLS :$TPORT); load: $LOAD_TOOL; ${RUN_S}s x $REPEAT; file ${FILE_MB} MiB; $IDLE_N idle tunnels"
+LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
+awk -v l="$LOAD_AT_START" 'BEGIN { exit !(l > 0.5) }' \
+  && log "warning: load average is $LOAD_AT_START: other work on these 2 cores will show in the numbers"
 start_origin
 declare -A STATE
 T_START=$(date +%s)
@@ -658,6 +696,7 @@ for proxy in direct haproxy squid tinyproxy egressd; do
 done
 stop_pid "$ORIGIN_PID"
 ELAPSED=$(($(date +%s) - T_START))
+LOAD_AT_END=$(cut -d' ' -f1 /proc/loadavg)
 
 # ---------------------------------------------------------------- table
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -734,7 +773,7 @@ version_of() {
   for p in haproxy squid tinyproxy egressd; do
     [ "${STATE[$p]}" = ran ] && versions="$versions, $p $(version_of "$p")"
   done
-  echo "Run: $([ "$SMOKE" = 1 ] && echo "SMOKE, ")${RUN_S} s per load run, median of $REPEAT, ${FILE_MB} MiB bulk file, $IDLE_N idle tunnels, $CONNS_HTTP HTTP connections, $CONNS_CONNECT CONNECT clients; origin $origin_v; load $tool_v${versions}; ${ELAPSED} s in all."
+  echo "Run: $([ "$SMOKE" = 1 ] && echo "SMOKE, ")${RUN_S} s per load run, median of $REPEAT, ${FILE_MB} MiB bulk file, $IDLE_N idle tunnels, $CONNS_HTTP HTTP connections, $CONNS_CONNECT CONNECT clients; origin $origin_v; load $tool_v${versions}; ${ELAPSED} s in all; load average $LOAD_AT_START at the start, $LOAD_AT_END at the end."
   echo
   echo "| | direct | HAProxy | Squid | tinyproxy | egressd | egressd/Squid | egressd/tinyproxy | egressd/HAProxy | egressd/direct |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -747,10 +786,11 @@ version_of() {
   done
   echo
   echo "Ratios are egressd ÷ the other column: above 1 is better for rates and MB/s, below 1 is better for latency, CPU and KiB. \"—\": not applicable; \"n/a\": not installed or not measurable; \"err\": the measurement failed (see notes)."
-  if [ ${#NOTES[@]} -gt 0 ]; then
+  if [ ${#NOTES[@]} -gt 0 ] || [ ${#COUNT_KEYS[@]} -gt 0 ]; then
     echo
     echo "Notes:"
     for n in "${NOTES[@]}"; do echo "- $n"; done
+    for k in "${COUNT_KEYS[@]}"; do echo "- $k, in each repeat where it happened: ${COUNTS[$k]}"; done
   fi
 } > "$BENCH_OUT.tmp"
 mv "$BENCH_OUT.tmp" "$BENCH_OUT"
