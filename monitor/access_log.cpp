@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -197,6 +198,14 @@ struct access_log::impl {
   std::atomic<uint64_t> dropped{0};
   std::thread writer;
 
+  // Workers never pay a futex per record: the writer sleeps deeply only on
+  // an empty queue (then the first record wakes it), and otherwise lingers a
+  // little to gather a batch, woken early only by a filling queue, a reopen,
+  // a flush or the stop.
+  static constexpr std::chrono::milliseconds linger{20};
+  bool deep_sleep = false;     // guarded by mu
+  unsigned flush_waiters = 0;  // guarded by mu
+
   template <typename T>
   void push(T&& e) {
     std::unique_lock lk(mu);
@@ -205,12 +214,16 @@ struct access_log::impl {
       dropped.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    const bool was_empty = queue.empty();
     queue.emplace_back(std::forward<T>(e));
     ++enqueued;
+    const bool wake = deep_sleep || queue.size() == max_queued / 2;
+    deep_sleep = deep_sleep && !wake;
     lk.unlock();
-    // The writer only sleeps on an empty queue, checked under mu.
-    if (was_empty) wake_cv.notify_one();
+    if (wake) wake_cv.notify_one();
+  }
+
+  bool urgent() const {
+    return stopping || flush_waiters > 0 || reopen_done != reopen_requested || queue.size() >= max_queued / 2;
   }
 
   void run() {
@@ -220,10 +233,19 @@ struct access_log::impl {
       uint64_t reopen_target;
       {
         std::unique_lock lk(mu);
-        wake_cv.wait(lk, [&] {
-          return stopping || !queue.empty() || reopen_done != reopen_requested;
-        });
-        if (queue.empty() && reopen_done == reopen_requested) break;  // stopping
+        if (!urgent()) {
+          if (queue.empty()) {
+            deep_sleep = true;
+            wake_cv.wait(lk, [&] { return urgent() || !queue.empty(); });
+            deep_sleep = false;
+          }
+          if (!urgent()) wake_cv.wait_for(lk, linger, [&] { return urgent(); });
+        }
+        if (queue.empty() && reopen_done == reopen_requested) {
+          if (stopping) break;
+          done_cv.notify_all();  // a flush with nothing queued
+          continue;
+        }
         batch.swap(queue);
         reopen_target = reopen_requested;
       }
@@ -357,9 +379,12 @@ void access_log::flush() {
   std::unique_lock lk(impl_->mu);
   const uint64_t target = impl_->enqueued;
   const uint64_t reopen_target = impl_->reopen_requested;
+  ++impl_->flush_waiters;
+  impl_->wake_cv.notify_one();
   impl_->done_cv.wait(lk, [&] {
     return impl_->written >= target && impl_->reopen_done >= reopen_target;
   });
+  --impl_->flush_waiters;
 }
 
 uint64_t access_log::dropped() const { return impl_->dropped.load(std::memory_order_relaxed); }

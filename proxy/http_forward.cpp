@@ -244,8 +244,12 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
 
     if (has_body && !buf) buf = w_.buffers().take();
     http::serializer<true, http::buffer_body> req_sr{req};
-    up_->expires_after(snap_->timeout.idle);
-    co_await http::async_write_header(*up_, req_sr, net::redirect_error(use_awaitable, ec));
+    // With the body (or its first bytes) already here, head and body leave in
+    // one write; otherwise the head goes first so the upstream can start.
+    if (!p.is_done() && cbuf_.size() == 0) {
+      up_->expires_after(snap_->timeout.idle);
+      co_await http::async_write_header(*up_, req_sr, net::redirect_error(use_awaitable, ec));
+    }
     body_end be = ec ? body_end::write_error : body_end::ok;
     if (be == body_end::ok) {
       be = co_await relay_body(client_, cbuf_, p, *up_, req_sr, buf.get(), snap_->timeout.idle, &rec.bytes_up,
@@ -341,8 +345,12 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
   strip_hop_by_hop(res.base());
   res.keep_alive(client_keep);
   http::serializer<false, http::buffer_body> res_sr{res};
-  client_.expires_after(snap_->timeout.idle);
-  co_await http::async_write_header(client_, res_sr, net::redirect_error(use_awaitable, ec));
+  // Same for the response: a streamed body (server-sent events) gets its head
+  // at once, a body already read goes out with its head in one write.
+  if (!rp->is_done() && ubuf_.size() == 0) {
+    client_.expires_after(snap_->timeout.idle);
+    co_await http::async_write_header(client_, res_sr, net::redirect_error(use_awaitable, ec));
+  }
   body_end be = ec ? body_end::write_error : body_end::ok;
   if (be == body_end::ok) {
     be = co_await relay_body(*up_, ubuf_, *rp, client_, res_sr, buf.get(), snap_->timeout.idle, &rec.bytes_down,

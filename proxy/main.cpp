@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "monitor/access_log.hpp"
 #include "proxy/server.hpp"
+#include "tools/commands.hpp"
 
 namespace {
 
@@ -36,6 +37,15 @@ bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
 }
 
 int run(const std::string& path) {
+  // Block the signals we handle before any thread exists (the access-log
+  // writer, the workers, the admin endpoint): threads inherit the mask, so
+  // only sigwaitinfo below ever takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
   auto loaded = config::load_file(path);
   if (!loaded.snap) {
     print_errors(loaded.errors);
@@ -50,13 +60,6 @@ int run(const std::string& path) {
       return 1;
     }
   }
-
-  // Block the signals we handle before any worker thread exists.
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, s);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   auto current = loaded.snap;
   auto srv = proxy::server::start(current, std::move(log), &error);
@@ -132,10 +135,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  if (learn->parsed() || import->parsed()) {
-    fmt::print(stderr, "egressd: '{}' is not supported yet by this build\n", learn->parsed() ? "learn" : "import-squid");
-    return 1;
-  }
+  if (learn->parsed()) return tools::learn_command(learn_logs);
+  if (import->parsed()) return tools::import_squid_command(squid_conf);
   if (check) {
     auto loaded = config::load_file(conf);
     if (!loaded.snap) {
