@@ -371,5 +371,33 @@ class BoundedClients(EgressdTestCase):
         self.assertEqual(self.clients(), {"127.0.5.3": 3, "127.0.5.1": 1})
 
 
+
+class Drain(EgressdTestCase):
+    """While draining after SIGTERM, /readyz turns 503 (take the pod out of
+    the Service) and /healthz stays 200; open tunnels keep working."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.echo = cls.own(TcpSink("echo"))
+        cls.admin_port = free_port()
+        conf = base_config(f"allow d.test ports={cls.echo.port}\n", hosts="{dir}/hosts",
+                           extra=f"admin 127.0.0.1:{cls.admin_port}")
+        cls.e = cls.own(Egressd(conf, files={"hosts": "127.0.0.1 d.test\n"})).start()
+
+    def test_readyz_during_drain(self):
+        self.assertEqual(admin_get(self.admin_port, "/readyz").status, 200)
+        r, s, bs = connect_via(self.e.port, f"d.test:{self.echo.port}")
+        try:
+            self.assertEqual(r.status, 200)
+            self.e.send_signal(signal.SIGTERM)
+            wait_until(lambda: admin_get(self.admin_port, "/readyz").status == 503, 4.0, 0.05,
+                       "/readyz 503 while draining")
+            self.assertEqual(admin_get(self.admin_port, "/healthz").status, 200)
+            self.assertEqual(echo_roundtrip(s, bs, b"draining\n"), b"draining\n")
+        finally:
+            s.close()
+        self.assertEqual(self.e.proc.wait(10), 0)
+
+
 if __name__ == "__main__":
     main()
