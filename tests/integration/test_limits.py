@@ -35,7 +35,7 @@ def source_bindable(addr):
 
 
 class Limits(EgressdTestCase):
-    NAMES = ("rate.test", "keep.test", "tunnel.test", "perclient.test", "conns.test",
+    NAMES = ("rate.test", "keep.test", "tunnel.test", "perclient.test", "conns.test", "conns1.test",
              "slow.test", "fast.test", "reload.test", "reloadpc.test", "honest.test")
 
     @classmethod
@@ -55,6 +55,7 @@ allow keep.test ports={O} rate=2/m
 allow tunnel.test ports={O},{E} rate=3/m
 allow perclient.test ports={O} rate=2/m per=client
 allow conns.test ports={O},{E} conns=2
+allow conns1.test ports={O} conns=1
 allow slow.test ports={O},{E},{H} bandwidth=512K/s
 allow fast.test ports={O},{E}
 allow reload.test ports={O} rate=2/m
@@ -216,6 +217,21 @@ allow honest.test ports={O} rate=30/m burst=1
                 s.close()
         # Everything closed: both slots free again.
         wait_until(lambda: self.get("conns.test").status == 200, 10.0, 0.1, "conns.test served again")
+
+    def test_conns_idle_keepalive_holds_no_slot(self):
+        # conns= counts requests in progress: a kept-alive connection that is
+        # idle between requests does not hold the rule's only slot.
+        a = connect_from(self.e.port)
+        with contextlib.closing(a):
+            bs = BufferedSocket(a)
+            a.sendall(request_head("GET", f"http://conns1.test:{self.O}/echo/a1", close=False))
+            r = read_response(bs)
+            self.assertEqual(r.status, 200, repr(r))
+            r = self.get("conns1.test")
+            self.assertEqual(r.status, 200, f"an idle keep-alive connection holds the slot: {r!r}")
+            a.sendall(request_head("GET", f"http://conns1.test:{self.O}/echo/a2", close=False))
+            r = read_response(bs)
+            self.assertEqual(r.status, 200, repr(r))
 
     # ---- bandwidth=
 
@@ -449,8 +465,11 @@ class MaxConns(EgressdTestCase):
         cls.dns = cls.own(DnsServer())
         cls.echo = cls.own(TcpSink("echo"))
         cls.dns.add("echo.test", a=["127.0.0.1"])
+        cls.admin_port = free_port()
         rules = f"allow echo.test ports={cls.echo.port}\n"
-        cls.e = cls.own(Egressd(base_config(rules, limits={"max_conns": 3}), dns=cls.dns)).start()
+        cls.e = cls.own(Egressd(base_config(rules, limits={"max_conns": 3},
+                                            extra=f"admin 127.0.0.1:{cls.admin_port}"),
+                                dns=cls.dns)).start()
 
     def tunnel(self, tag):
         r, s, bs = connect_via(self.e.port, f"echo.test:{self.echo.port}")
@@ -475,6 +494,8 @@ class MaxConns(EgressdTestCase):
                     s4.sendall(f"CONNECT echo.test:{self.echo.port} HTTP/1.1\r\n\r\n".encode())
                 got = expect_closed(s4, timeout=10)
                 self.assertEqual(got, b"", f"the 4th connection got an answer: {got[:200]!r}")
+            # The admin endpoint is not behind max_conns.
+            self.assertEqual(scrape(self.admin_port).get("egressd_connections_active", kind="connect"), 3)
             # The three open ones keep working.
             for i, (s, bs) in enumerate(held):
                 self.assertEqual(echo_roundtrip(s, bs, b"again %d\n" % i), b"again %d\n" % i)
