@@ -4,11 +4,15 @@
 // nothing added), stream the body both ways through a pooled buffer, and
 // switch to a raw relay after a 101 to an Upgrade request.
 
+#include <array>
+#include <charconv>
 #include <optional>
+#include <span>
 
 #include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 
+#include "proxy/http_head.hpp"
 #include "proxy/inspect/chunked_prefix.hpp"
 #include "proxy/session_impl.hpp"
 #include "proxy/upstream.hpp"
@@ -19,67 +23,37 @@ using acl::reason;
 
 namespace {
 
-bool token_list_contains(std::string_view list, std::string_view token) {
-  size_t i = 0;
-  while (i < list.size()) {
-    size_t j = list.find(',', i);
-    if (j == std::string_view::npos) j = list.size();
-    auto t = list.substr(i, j - i);
-    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-    if (beast::iequals(t, token)) return true;
-    i = j + 1;
-  }
-  return false;
-}
-
-// Removes the hop-by-hop fields of RFC 9110 7.6.1 and the Proxy-* ones, plus
-// every field the Connection header names. Transfer-Encoding stays: the
-// serializer needs it to re-frame a chunked body.
-template <class Fields>
-void strip_hop_by_hop(Fields& f) {
-  std::vector<std::string> named;
-  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    std::string_view v = it->value();
-    size_t i = 0;
-    while (i < v.size()) {
-      size_t j = v.find(',', i);
-      if (j == std::string_view::npos) j = v.size();
-      auto t = v.substr(i, j - i);
-      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-      if (!t.empty() && !beast::iequals(t, "close") && !beast::iequals(t, "keep-alive") &&
-          !beast::iequals(t, "transfer-encoding"))
-        named.emplace_back(t);
-      i = j + 1;
-    }
-  }
-  for (const auto& n : named) f.erase(n);
-  for (auto fld : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-                   http::field::proxy_authorization, http::field::proxy_authenticate,
-                   http::field::proxy_authentication_info, http::field::te, http::field::trailer,
-                   http::field::upgrade})
-    f.erase(fld);
-}
-
 enum class body_end { ok, read_error, write_error, bad_framing };
 
-// Streams a message body from `in` to `out` through `buf` (Beast's relay
-// pattern with buffer_body): whatever arrives is written at once, so a
-// server-sent-event stream reaches the client as it is produced.
+// Streams a message body from `in` to `out` through `buf`: whatever the parser
+// decodes is written at once, so a server-sent-event stream reaches the client
+// as it is produced. `head` leaves together with the first piece in one write
+// (or alone at once when no body byte is here yet, so a streaming peer sees
+// it). chunked: each piece is re-framed as a chunk, ending with the last
+// chunk; otherwise the bytes go out as they are (Content-Length or
+// close-delimited framing, declared by the head).
 template <bool isRequest>
 awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf,
                                http::parser<isRequest, http::buffer_body>& p, beast::tcp_stream& out,
-                               http::serializer<isRequest, http::buffer_body>& sr, char* buf,
-                               std::chrono::milliseconds idle, uint64_t* moved,
-                               acl::bandwidth_limiter* bw) {
+                               std::string_view head, bool chunked, char* buf, std::chrono::milliseconds idle,
+                               uint64_t* moved, acl::bandwidth_limiter* bw) {
   error_code ec;
+  bool head_pending = !head.empty();
+  if (head_pending && !p.is_done() && in_buf.size() == 0) {
+    out.expires_after(idle);
+    co_await net::async_write(out, net::buffer(head), net::redirect_error(use_awaitable, ec));
+    if (ec) co_return body_end::write_error;
+    head_pending = false;
+  }
   const auto dir = isRequest ? acl::bandwidth_limiter::direction::up : acl::bandwidth_limiter::direction::down;
   std::optional<net::steady_timer> pace;
-  do {
+  std::array<char, 20> chunk_size{};
+  std::array<net::const_buffer, 5> parts;
+  for (;;) {
+    size_t got = 0;
     if (!p.is_done()) {
-      size_t size = buffer_pool::buffer_size;
-      if (bw) {
+      size_t size = buf ? buffer_pool::buffer_size : 0;
+      if (bw && size) {
         // bandwidth=: read no more than the rule's shared budget allows.
         std::chrono::steady_clock::duration wait{};
         size = bw->grant(dir, std::chrono::steady_clock::now(), size, &wait);
@@ -101,30 +75,40 @@ awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf
           co_return body_end::bad_framing;
         co_return body_end::read_error;
       }
-      size_t got = size - p.get().body().size;
+      got = size - p.get().body().size;
       if (bw && got < size) bw->refund(dir, size - got);
-      // Nothing decoded yet (e.g. only a chunk header): an empty buffer must
-      // not reach the serializer, which would frame it as the last chunk.
-      if (got == 0 && !p.is_done()) continue;
       *moved += got;
-      p.get().body().size = got;
-      p.get().body().data = got ? buf : nullptr;  // empty data + more=false: just end
-      p.get().body().more = !p.is_done();
-    } else {
-      p.get().body().data = nullptr;
-      p.get().body().size = 0;
-      p.get().body().more = false;
     }
-    out.expires_after(idle);
-    co_await http::async_write(out, sr, net::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return body_end::write_error;
-  } while (!p.is_done() || !sr.is_done());
+    const bool done = p.is_done();
+    // Nothing decoded yet (e.g. only a chunk header): read on.
+    if (got == 0 && !done && !head_pending) continue;
+    size_t n = 0;
+    if (head_pending) parts[n++] = net::buffer(head);
+    if (got) {
+      if (chunked) {
+        auto [e, err] = std::to_chars(chunk_size.data(), chunk_size.data() + 16, got, 16);
+        (void)err;
+        *e++ = '\r';
+        *e++ = '\n';
+        parts[n++] = net::buffer(chunk_size.data(), static_cast<size_t>(e - chunk_size.data()));
+      }
+      parts[n++] = net::buffer(buf, got);
+      if (chunked) parts[n++] = net::buffer("\r\n", 2);
+    }
+    if (done && chunked) parts[n++] = net::buffer("0\r\n\r\n", 5);
+    if (n) {
+      out.expires_after(idle);
+      co_await net::async_write(out, std::span<const net::const_buffer>(parts.data(), n),
+                                net::redirect_error(use_awaitable, ec));
+      if (ec) co_return body_end::write_error;
+    }
+    head_pending = false;
+    if (done) break;
+  }
   out.expires_never();
   in.expires_never();
   co_return body_end::ok;
 }
-
 
 }  // namespace
 
@@ -173,32 +157,30 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     co_return ka;
   }
 
-  // Re-serialize the head: origin-form target, Host from the target.
-  std::string new_target = t.path.front() == '?' ? fmt::format("/{}", t.path) : std::string(t.path);
-  std::string host_field = t.bracketed ? fmt::format("[{}]", t.host) : std::string(t.host);
-  if (t.port != 80) host_field += fmt::format(":{}", t.port);
-  std::string upgrade;
+  // The head egressd sends: origin-form target (absolute form to a parent
+  // proxy), Host from the target, no hop-by-hop or Proxy-* fields.
+  std::string& host_field = host_field_;
+  host_field.clear();
+  if (t.bracketed) host_field += '[';
+  host_field += t.host;
+  if (t.bracketed) host_field += ']';
+  if (t.port != 80) fmt::format_to(std::back_inserter(host_field), ":{}", t.port);
+  std::string& target_buf = target_buf_;
+  target_buf.clear();
+  if (snap_->upstream_proxy) fmt::format_to(std::back_inserter(target_buf), "http://{}", host_field);
+  if (t.path.front() == '?') target_buf += '/';
+  target_buf += t.path;
+  std::string_view upgrade;
   if (auto it = req.find(http::field::upgrade); it != req.end()) {
     auto conn = req.find(http::field::connection);
-    if (conn != req.end() && token_list_contains(conn->value(), "upgrade")) upgrade = std::string(it->value());
+    if (conn != req.end() && token_list_contains(conn->value(), "upgrade")) upgrade = it->value();
   }
   bool expect_continue = false;
-  if (auto it = req.find(http::field::expect); it != req.end() && beast::iequals(it->value(), "100-continue")) {
+  if (auto it = req.find(http::field::expect); it != req.end() && beast::iequals(it->value(), "100-continue"))
     expect_continue = true;
-    req.erase(http::field::expect);
-  }
-  strip_hop_by_hop(req.base());
-  // A parent proxy (upstream_proxy) gets the absolute form; an origin the
-  // origin form.
-  if (snap_->upstream_proxy) new_target = fmt::format("http://{}{}", host_field, new_target);
-  req.target(new_target);
-  req.set(http::field::host, host_field);
-  if (!upgrade.empty()) {
-    req.set(http::field::connection, "upgrade");
-    req.set(http::field::upgrade, upgrade);
-  } else {
-    req.keep_alive(true);
-  }
+  head_.clear();
+  write_request_head(req, target_buf, host_field, upgrade.empty() ? conn_header::none : conn_header::upgrade,
+                     upgrade, head_);
 
   // A malformed chunk that arrived with the head is refused before the
   // upstream is contacted at all.
@@ -209,9 +191,11 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     co_return false;
   }
 
-  std::string key = fmt::format("{}:{}", v.host, t.port);
-  if (up_ && up_key_ != key) close_upstream();
+  key_buf_.clear();
+  fmt::format_to(std::back_inserter(key_buf_), "{}:{}", v.host, t.port);
+  if (up_ && up_key_ != key_buf_) close_upstream();
   const bool has_body = !p.is_done();
+  const bool req_chunked = p.chunked();
   error_code ec;
   buffer_pool::handle buf;
   std::optional<http::response_parser<http::buffer_body>> rp;
@@ -228,7 +212,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
         co_await refuse(dr.why, d, ka, rec);
         co_return ka;
       }
-      up_key_ = key;
+      up_key_ = key_buf_;
       up_addr_ = endpoint_string(dr.remote);
     }
     rec.upstream = up_addr_;
@@ -243,18 +227,8 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     }
 
     if (has_body && !buf) buf = w_.buffers().take();
-    http::serializer<true, http::buffer_body> req_sr{req};
-    // With the body (or its first bytes) already here, head and body leave in
-    // one write; otherwise the head goes first so the upstream can start.
-    if (!p.is_done() && cbuf_.size() == 0) {
-      up_->expires_after(snap_->timeout.idle);
-      co_await http::async_write_header(*up_, req_sr, net::redirect_error(use_awaitable, ec));
-    }
-    body_end be = ec ? body_end::write_error : body_end::ok;
-    if (be == body_end::ok) {
-      be = co_await relay_body(client_, cbuf_, p, *up_, req_sr, buf.get(), snap_->timeout.idle, &rec.bytes_up,
-                               bandwidth(v));
-    }
+    body_end be = co_await relay_body(client_, cbuf_, p, *up_, head_, req_chunked, buf.get(), snap_->timeout.idle,
+                                      &rec.bytes_up, bandwidth(v));
     if (be == body_end::bad_framing) {
       // The upstream saw at most an unfinished message; it is closed, never reused.
       close_upstream();
@@ -284,10 +258,10 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
         got_head = true;
         break;
       }
-      http::response<http::empty_body> interim{rp->get().result(), 11};
-      for (const auto& f : rp->get()) interim.insert(f.name_string(), f.value());
+      std::string interim;
+      write_response_head(rp->get(), conn_header::none, false, interim);
       client_.expires_after(snap_->timeout.idle);
-      co_await http::async_write(client_, interim, net::redirect_error(use_awaitable, ec));
+      co_await net::async_write(client_, net::buffer(interim), net::redirect_error(use_awaitable, ec));
       if (ec) co_return false;
     }
     if (got_head) break;
@@ -309,53 +283,37 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       co_await refuse(reason::upstream_reset, d, false, rec);
       co_return false;
     }
-    http::response<http::empty_body> head{res.result(), res.version()};
-    for (const auto& f : res) head.insert(f.name_string(), f.value());
+    head_.clear();
+    write_response_head(res, conn_header::upgrade, false, head_);
     client_.expires_after(snap_->timeout.idle);
-    co_await http::async_write(client_, head, net::redirect_error(use_awaitable, ec));
+    co_await net::async_write(client_, net::buffer(head_), net::redirect_error(use_awaitable, ec));
     if (ec) {
       finish(rec);
       co_return false;
     }
-    client_.expires_never();
-    up_->expires_never();
-    tcp::socket cs = client_.release_socket();
-    tcp::socket us = up_->release_socket();
-    reg_.client = &cs;
-    reg_.upstream = &us;
-    std::string_view first_up(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
-    std::string_view first_down(static_cast<const char*>(ubuf_.data().data()), ubuf_.size());
     buf.reset();
-    relay_result rr = co_await relay(cs, us, first_up, first_down, snap_->timeout.idle, w_.pipes(), bandwidth(v));
-    reg_.client = nullptr;
-    reg_.upstream = nullptr;
+    co_await run_tunnel(*up_, {}, bandwidth(v), rec);
     up_.reset();
-    rec.bytes_up += rr.bytes_up;
-    rec.bytes_down += rr.bytes_down;
-    finish(rec);
     co_return false;
   }
 
   const bool up_reusable = res.keep_alive() && !rp->need_eof();
   bool client_keep = client_ka && !rp->need_eof();
-  if (req.version() < 11 && res.chunked()) {
-    res.chunked(false);  // an HTTP/1.0 client cannot read chunks: delimit by close
+  bool chunked_out = res.chunked();
+  bool drop_framing = false;
+  if (req.version() < 11 && chunked_out) {
+    // An HTTP/1.0 client cannot read chunks: the body is delimited by close.
+    chunked_out = false;
+    drop_framing = true;
     client_keep = false;
   }
-  strip_hop_by_hop(res.base());
-  res.keep_alive(client_keep);
-  http::serializer<false, http::buffer_body> res_sr{res};
-  // Same for the response: a streamed body (server-sent events) gets its head
-  // at once, a body already read goes out with its head in one write.
-  if (!rp->is_done() && ubuf_.size() == 0) {
-    client_.expires_after(snap_->timeout.idle);
-    co_await http::async_write_header(client_, res_sr, net::redirect_error(use_awaitable, ec));
-  }
-  body_end be = ec ? body_end::write_error : body_end::ok;
-  if (be == body_end::ok) {
-    be = co_await relay_body(*up_, ubuf_, *rp, client_, res_sr, buf.get(), snap_->timeout.idle, &rec.bytes_down,
-                             bandwidth(v));
-  }
+  const conn_header conn = !client_keep ? conn_header::close
+                           : req.version() < 11 ? conn_header::keep_alive
+                                                : conn_header::none;
+  head_.clear();
+  write_response_head(res, conn, drop_framing, head_);
+  body_end be = co_await relay_body(*up_, ubuf_, *rp, client_, head_, chunked_out, buf.get(), snap_->timeout.idle,
+                                    &rec.bytes_down, bandwidth(v));
   if (be != body_end::ok) {
     close_upstream();
     if (be == body_end::read_error || be == body_end::bad_framing)

@@ -109,6 +109,8 @@ class session {
   beast::flat_buffer ubuf_;
   std::string up_key_;
   std::string up_addr_;
+  // Scratch strings reused for every request of the connection.
+  std::string head_, host_field_, target_buf_, key_buf_;
 };
 
 }  // namespace egressd::proxy
