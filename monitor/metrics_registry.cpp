@@ -97,7 +97,7 @@ size_t metrics_registry::family(std::string name, std::string help, metric_type 
   buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
   if (!buckets.empty() && std::isinf(buckets.back())) buckets.pop_back();
   families_.push_back(family_info{std::move(name), std::move(help), type, sparse,
-                                  std::move(buckets), {}});
+                                  std::move(buckets), {}, {}});
   return families_.size() - 1;
 }
 
@@ -105,12 +105,18 @@ uint32_t metrics_registry::series_slot(size_t family, const label_set& labels, m
   // Caller holds mu_.
   family_info& f = families_.at(family);
   if (f.type != type) throw std::logic_error("metric type mismatch: " + f.name);
-  for (const auto& s : f.members) {
-    if (s.labels == labels) return s.slot;
+  std::string key;
+  for (const auto& [k, v] : labels) {
+    key += k;
+    key += '\0';
+    key += v;
+    key += '\0';
   }
+  if (auto it = f.index.find(key); it != f.index.end()) return it->second;
   const uint32_t need = slots_for(type, f.bounds.size());
   if (next_slot_ + need > capacity_) return 0;  // full: the sink, never rendered
   f.members.push_back(series{labels, next_slot_});
+  f.index.emplace(std::move(key), next_slot_);
   next_slot_ += need;
   return f.members.back().slot;
 }

@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <unordered_map>
 #include <vector>
 
 namespace egressd::monitor {
@@ -121,6 +122,9 @@ class metrics_registry {
     bool sparse;
     std::vector<double> bounds;
     std::deque<series> members;
+    // labels (values joined by '\0') -> slot: registration stays O(1) with
+    // a million rule series.
+    std::unordered_map<std::string, uint32_t> index;
   };
 
   void bump(unsigned shard, uint32_t slot, uint64_t n) {

@@ -4,7 +4,10 @@
 // nothing added), stream the body both ways through a pooled buffer, and
 // switch to a raw relay after a 101 to an Upgrade request.
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <optional>
 #include <span>
@@ -110,6 +113,29 @@ awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf
   co_return body_end::ok;
 }
 
+// Watches the client while egressd waits for the upstream's response head:
+// a client that goes away (EOF or reset) must free its conns= slot at once,
+// not when the upstream answers or the idle timeout fires. Closing the
+// upstream socket ends the wait. Pipelined bytes just end the watch.
+struct client_watch {
+  bool running = false;
+  bool stop = false;
+  bool gone = false;
+  std::optional<net::steady_timer> done;  // signalled when the watcher ends
+};
+
+awaitable<void> watch_client(tcp::socket& client, tcp::socket& upstream, client_watch& cw) {
+  error_code ec;
+  co_await client.async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
+  if (ec || cw.stop) co_return;
+  char c;
+  const ssize_t n = ::recv(client.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+    cw.gone = true;
+    upstream.close(ec);
+  }
+}
+
 }  // namespace
 
 awaitable<bool> session::forward_http(request_parser& p, monitor::access_record& rec) {
@@ -121,10 +147,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     // check already refused a duplicate Host); the port is the original
     // destination's, or port=, or 80.
     auto host = req.find(http::field::host);
-    if (host != req.end() && parse_authority_form(host->value(), &t)) {
-      target_ok = true;
-    } else if (host != req.end() && parse_authority_form(fmt::format("{}:80", host->value()), &t)) {
-      t.port = destination_port(80);
+    if (host != req.end() && parse_host_header(host->value(), 0, &t)) {
+      target_ok = true;  // Host names its port
+    } else if (host != req.end() && parse_host_header(host->value(), destination_port(80), &t)) {
       target_ok = true;
     }
     t.path = req.target();
@@ -244,6 +269,15 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     }
 
     // The response head; 1xx interim responses are passed on.
+    client_watch cw;
+    if (slot_) {
+      cw.running = true;
+      cw.done.emplace(w_.io(), net::steady_timer::time_point::max());
+      net::co_spawn(w_.io(), watch_client(client_.socket(), up_->socket(), cw), [&cw](std::exception_ptr) {
+        cw.running = false;
+        cw.done->cancel();
+      });
+    }
     bool got_head = false;
     while (be == body_end::ok) {
       rp.emplace();
@@ -260,9 +294,22 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       }
       std::string interim;
       write_response_head(rp->get(), conn_header::none, false, interim);
+      // (The watcher, if any, only waits for readability: writing is fine.)
       client_.expires_after(snap_->timeout.idle);
       co_await net::async_write(client_, net::buffer(interim), net::redirect_error(use_awaitable, ec));
-      if (ec) co_return false;
+      if (ec) break;
+    }
+    if (cw.running) {
+      cw.stop = true;
+      error_code ignore;
+      client_.socket().cancel(ignore);
+      co_await cw.done->async_wait(net::redirect_error(use_awaitable, ignore));
+    }
+    if (cw.gone) {
+      close_upstream();
+      rec.reason = acl::to_string(reason::client_closed);
+      finish(rec);
+      co_return false;
     }
     if (got_head) break;
     close_upstream();

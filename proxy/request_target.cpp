@@ -92,6 +92,11 @@ bool parse_authority_form(std::string_view authority, target* out) {
   return parse_host_port(authority, 0, out);
 }
 
+bool parse_host_header(std::string_view value, uint16_t default_port, target* out) {
+  out->path = {};
+  return parse_host_port(value, default_port, out);
+}
+
 std::string_view path_without_query(std::string_view path) {
   auto q = path.find('?');
   return q == std::string_view::npos ? path : path.substr(0, q);

@@ -22,6 +22,10 @@ bool parse_absolute_form(std::string_view uri, target* out);
 // "host:port" with a mandatory port, or "[v6]:port".
 bool parse_authority_form(std::string_view authority, target* out);
 
+// A Host header value: "host", "host:port", "[v6]" or "[v6]:port";
+// default_port when it has none.
+bool parse_host_header(std::string_view value, uint16_t default_port, target* out);
+
 // Path without the query string, for the access log.
 std::string_view path_without_query(std::string_view path);
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "proxy/admin.hpp"
+#include "proxy/dns_listener.hpp"
 #include "proxy/rule_limits.hpp"
 #include "proxy/worker.hpp"
 
@@ -61,7 +62,9 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   std::unique_ptr<server> s(new server());
   s->log_ = std::move(log);
   unsigned n = snap->threads ? snap->threads : std::max(1u, std::thread::hardware_concurrency());
-  s->metrics_ = std::make_unique<monitor::metrics>(n);
+  // Room for every rule's series, twice over so reloads can add rules.
+  s->metrics_ = std::make_unique<monitor::metrics>(
+      n, monitor::metrics_registry::default_capacity + 2 * snap->policy->rules().size());
   s->detector_ = std::make_unique<monitor::anomaly_detector>(thresholds(snap->anomaly), snap->limit.max_clients);
   s->metrics_->attach(*s->detector_);
   if (s->log_) s->metrics_->attach(*s->log_);
@@ -116,6 +119,13 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     auto local = s->admin_->local();
     s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
   }
+  for (const auto& d : snap->dns_listens) {
+    auto l = dns_listener::start(d, snap, *s->metrics_, error);
+    if (!l) return nullptr;
+    auto local = l->local();
+    s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
+    s->dns_.push_back(std::move(l));
+  }
   for (auto& w : s->workers_) w->start();
   s->metrics_->config_reload(true);
   s->ready_ = true;
@@ -137,6 +147,7 @@ monitor::anomaly_thresholds server::thresholds(const config::anomaly_settings& a
 
 server::~server() {
   for (auto& w : workers_) w->stop_and_join();
+  dns_.clear();
   admin_.reset();
 }
 
@@ -144,6 +155,7 @@ void server::publish(std::shared_ptr<const config::snapshot> snap) {
   limits_ = rule_limits::build(*snap, limits_.get(), *metrics_);
   detector_->set_thresholds(thresholds(snap->anomaly));
   for (auto& w : workers_) w->publish(snap, limits_);
+  for (auto& d : dns_) d->publish(snap);
   metrics_->config_reload(true);
 }
 

@@ -20,6 +20,7 @@ namespace egressd::proxy {
 
 class worker;
 class admin_server;
+class dns_listener;
 class rule_limits;
 
 class server {
@@ -64,6 +65,7 @@ class server {
   std::unique_ptr<monitor::anomaly_detector> detector_;
   std::shared_ptr<const rule_limits> limits_;  // of the last published snapshot
   std::unique_ptr<admin_server> admin_;
+  std::vector<std::unique_ptr<dns_listener>> dns_;  // one per dns_listen
   std::atomic<bool> ready_{false};
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<bound> own_;

@@ -32,6 +32,20 @@ session::session(tcp::socket s, listener_info info, worker& w)
                                      : fmt::format("[{}]:{}", client_ip_.to_string(), peer.port());
   }
   client_.socket().set_option(tcp::no_delay(true), ec);
+  find_group();
+  // The connection's kind for egressd_connections_active, by listener (a
+  // CONNECT on a proxy listener switches it to connect).
+  kind_ = info_.forward                                  ? monitor::metrics::kind::forward
+          : info_.mode == config::listen_mode::sni        ? monitor::metrics::kind::sni
+          : info_.mode == config::listen_mode::http       ? monitor::metrics::kind::host
+                                                          : monitor::metrics::kind::http;
+  reg_.client = &client_.socket();
+  w_.register_conn(reg_);
+  w_.srv().metrics().connection_opened(w_.index(), kind_);
+}
+
+void session::find_group() {
+  group_.clear();
   for (const auto& g : snap_->groups) {
     bool in = false;
     for (const auto& n : g.nets) in = in || n.contains(client_ip_);
@@ -40,9 +54,16 @@ session::session(tcp::socket s, listener_info info, worker& w)
       break;
     }
   }
-  reg_.client = &client_.socket();
-  w_.register_conn(reg_);
-  w_.srv().metrics().connection_opened(w_.index(), kind_);
+}
+
+// A reload applies to the next request of a kept-alive connection too: a
+// domain the operator removed must not stay reachable through an old
+// connection. (A tunnel keeps the config it was opened under.)
+void session::refresh_config() {
+  if (snap_ == w_.snapshot()) return;
+  snap_ = w_.snapshot();
+  limits_ = w_.limits();
+  find_group();
 }
 
 session::~session() {
@@ -103,7 +124,12 @@ void session::finish(monitor::access_record& rec) {
   auto& m = w_.srv().metrics();
   const unsigned shard = w_.index();
   const reason r = reason_code(rec.reason);
-  const auto k = std::string_view(rec.kind) == "connect" ? monitor::metrics::kind::connect : monitor::metrics::kind::http;
+  const std::string_view kind_name = rec.kind;
+  const auto k = kind_name == "connect" ? monitor::metrics::kind::connect
+                 : kind_name == "sni"   ? monitor::metrics::kind::sni
+                 : kind_name == "host"  ? monitor::metrics::kind::host
+                 : kind_name == "forward" ? monitor::metrics::kind::forward
+                                          : monitor::metrics::kind::http;
   m.request(shard, k, decision_code(rec.decision), r);
   if (!rec.rule.empty())
     if (const auto* rt = limits_->at(rule_index_)) m.rule_request(shard, rt->metric);
@@ -202,6 +228,7 @@ awaitable<void> session::run() {
     size_t head_len = 0;
     head_status hs = co_await read_head(&head_len, first);
     reg_.idle = false;
+    refresh_config();
     start_ = std::chrono::steady_clock::now();
     monitor::access_record rec;
     rec.kind = "http";

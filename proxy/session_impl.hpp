@@ -60,6 +60,8 @@ class session {
   awaitable<void> refuse(acl::reason r, const refusal_detail& d, bool keep_alive,
                          monitor::access_record& rec);
   void close_upstream();
+  void find_group();
+  void refresh_config();
   struct hello {
     acl::reason why = acl::reason::none;  // not_tls / client_closed, else none
     bool has_sni = false;

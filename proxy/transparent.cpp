@@ -45,10 +45,6 @@ awaitable<void> session::run_sni() {
   start_ = std::chrono::steady_clock::now();
   monitor::access_record rec;
   rec.kind = "sni";
-  kind_ = monitor::metrics::kind::sni;
-  auto& m = w_.srv().metrics();
-  m.connection_closed(w_.index(), monitor::metrics::kind::http);
-  m.connection_opened(w_.index(), kind_);
   const uint16_t port = destination_port(443);
   rec.port = port;
 
@@ -94,10 +90,6 @@ awaitable<void> session::run_forward() {
   start_ = std::chrono::steady_clock::now();
   monitor::access_record rec;
   rec.kind = "forward";
-  kind_ = monitor::metrics::kind::forward;
-  auto& m = w_.srv().metrics();
-  m.connection_closed(w_.index(), monitor::metrics::kind::http);
-  m.connection_opened(w_.index(), kind_);
   rec.host = info_.target.host;
   rec.port = info_.target.port;
   if (blocked()) {
