@@ -106,3 +106,17 @@ TEST(Responses, RefusalIsOneActionableLine) {
   EXPECT_NE(r.find("\r\nRetry-After: 7\r\n"), std::string::npos);
   EXPECT_NE(r.find("\r\nConnection: close\r\n"), std::string::npos);
 }
+
+TEST(RequestTarget, HostHeader) {
+  target t;
+  ASSERT_TRUE(parse_host_header("www.example.com", 80, &t));
+  EXPECT_EQ(t.host, "www.example.com");
+  EXPECT_EQ(t.port, 80);
+  ASSERT_TRUE(parse_host_header("www.example.com:8080", 80, &t));
+  EXPECT_EQ(t.port, 8080);
+  ASSERT_TRUE(parse_host_header("[::1]", 80, &t));
+  EXPECT_EQ(t.host, "::1");
+  EXPECT_FALSE(parse_host_header("www.example.com", 0, &t));  // port required
+  EXPECT_FALSE(parse_host_header("a@b", 80, &t));
+  EXPECT_FALSE(parse_host_header("", 80, &t));
+}
