@@ -21,7 +21,7 @@ deps:
 	@scripts/deps.sh
 
 bench-micro: build
-	./$(BUILD)/bench/egressd_micro_bench
+	@for b in $(BUILD)/bench/*_bench; do echo "== $$b"; $$b $(BENCH_ARGS) || exit 1; done
 
 bench: build
 	@scripts/deps.sh --bench
