@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CONF ?= conf/egressd.conf
 CMAKE_FLAGS ?=
 
-.PHONY: run test build deps bench bench-micro fuzz clean
+.PHONY: run test build deps bench bench-micro bench-limits fuzz clean
 
 run: build
 	./$(BUILD)/egressd -c $(CONF)
@@ -26,6 +26,10 @@ bench-micro: build
 bench: build
 	@scripts/deps.sh --bench
 	bench/load.sh
+
+bench-limits: build
+	@scripts/deps.sh --bench
+	bench/limits_overhead.sh
 
 fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
