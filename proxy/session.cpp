@@ -206,7 +206,9 @@ awaitable<session::head_status> session::read_head(size_t* head_len, bool first)
     }
     client_.expires_after(size == 0 && !first ? snap_->timeout.idle : snap_->timeout.header);
     error_code ec;
-    size_t want = std::min<size_t>(limit + 1 - size, 16 * 1024);
+    // Small first reads: an idle keep-alive connection or tunnel keeps this
+    // buffer's capacity, so it starts at 2 KiB and grows only for big heads.
+    size_t want = std::min<size_t>(limit + 1 - size, std::max<size_t>(2048, cbuf_.capacity() - size));
     size_t n = co_await client_.async_read_some(cbuf_.prepare(want), net::redirect_error(use_awaitable, ec));
     cbuf_.commit(n);
     if (ec) co_return head_status::closed;
@@ -426,7 +428,7 @@ awaitable<session::hello> session::read_client_hello() {
     auto h = parse_client_hello(static_cast<const uint8_t*>(cbuf_.data().data()), cbuf_.size());
     if (h.status == hello_status::need_more) {
       client_.expires_after(snap_->timeout.header);
-      size_t n = co_await client_.async_read_some(cbuf_.prepare(4096), net::redirect_error(use_awaitable, ec));
+      size_t n = co_await client_.async_read_some(cbuf_.prepare(2048), net::redirect_error(use_awaitable, ec));
       cbuf_.commit(n);
       if (ec) {
         out.why = cbuf_.size() == 0 ? reason::client_closed : reason::not_tls;
@@ -479,9 +481,18 @@ awaitable<void> session::run_tunnel(beast::tcp_stream& up, std::string_view firs
   tcp::socket us = up.release_socket();
   reg_.client = &cs;
   reg_.upstream = &us;
-  std::string_view first(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
-  if (first_down.empty()) first_down = {static_cast<const char*>(ubuf_.data().data()), ubuf_.size()};
-  relay_result rr = co_await relay(cs, us, first, first_down, snap_->timeout.idle, w_.pipes(), bw);
+  // A long-lived tunnel keeps only the bytes still to be written (usually a
+  // ClientHello), not the read buffers' capacity.
+  std::string first(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
+  std::string down(first_down.empty() ? std::string_view(static_cast<const char*>(ubuf_.data().data()), ubuf_.size())
+                                      : first_down);
+  cbuf_.clear();
+  cbuf_.shrink_to_fit();
+  ubuf_.clear();
+  ubuf_.shrink_to_fit();
+  head_.clear();
+  head_.shrink_to_fit();
+  relay_result rr = co_await relay(cs, us, first, down, snap_->timeout.idle, w_.pipes(), bw);
   reg_.client = nullptr;
   reg_.upstream = nullptr;
   rec.bytes_up += rr.bytes_up;
