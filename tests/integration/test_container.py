@@ -797,12 +797,14 @@ exec {egressd_bin()} "$@"
 
 
 SQUID_CONF = f"""\
-# mounted as /etc/squid/squid.conf
+# mounted as /etc/squid/squid.conf; the resolver comes from /etc/resolv.conf
 http_port 3128
 acl allowed_sites dstdomain allowed.test
+acl lab dst 10.213.0.64/26
 acl Safe_ports port {ORIGIN_PORT}
 http_access deny !Safe_ports
 http_access allow allowed_sites
+http_access allow lab
 http_access deny all
 """
 
@@ -834,22 +836,33 @@ class SquidConf(unittest.TestCase):
 
     def test_translated_and_served(self):
         self.assertIn("translated by 'egressd import-squid'", self.ep.stderr())
-        self.assertTrue((self.ep.dir / "run" / "squid-import.conf").exists())
+        run = self.ep.dir / "run"
+        translated = (run / "squid-import.conf").read_text()
+        self.assertIn("listen 0.0.0.0:3128", translated)
+        # The translation's own listener is used; none is added.
+        self.assertNotIn("listen", (run / "egressd.conf").read_text())
         self.assertEqual(probe(self.topo.agent, PROXY_IP, 3128), "ok")
+        status, body, _, p = curl(self.topo, "-x", f"http://{PROXY_IP}:3128",
+                                  f"http://allowed.test:{ORIGIN_PORT}/squid")
+        self.assertEqual(status, 200, p.stderr + translated)
+        self.assertEqual(body, "origin /squid\n")
         status, _, head, p = curl(self.topo, "-x", f"http://{PROXY_IP}:3128",
                                   f"http://denied.test:{ORIGIN_PORT}/")
         self.assertEqual(status, 403, p.stderr)
         self.assertIn("x-egressd-reason: not_allowed", head)
-        status, body, head, p = curl(self.topo, "-x", f"http://{PROXY_IP}:3128",
-                                     f"http://allowed.test:{ORIGIN_PORT}/squid")
-        # The name is on the allowlist; the origin sits on a private test
-        # network that a squid.conf has no egressd allow_net for, so 200 or
-        # the address check's 403 both show the allowlist admitted it.
-        if status != 200:
-            self.assertEqual(status, 403, p.stderr)
-            self.assertIn("x-egressd-reason: non_public_address", head)
-        self.assertIn("--dport 3128 -j ACCEPT",
-                      self.topo.exec(self.topo.proxy, "iptables", "-S").stdout)
+        self.assertFalse(self.dns.queried("denied.test"))
+        rules = self.topo.exec(self.topo.proxy, "iptables", "-S", "EGRESSD-INPUT").stdout
+        self.assertIn("--dport 3128 -j ACCEPT", rules)
+        self.assertEqual(probe(self.topo.agent, PROXY_IP, OTHER_PORT), "timeout")
+
+    def test_untranslatable_squid_conf_stops_the_container(self):
+        # Squid itself would refuse an undefined ACL: so does the import.
+        ep = Entrypoint(self.topo.proxy, squid_conf="http_port 3128\nhttp_access allow nosuch\n")
+        self.addCleanup(ep.cleanup)
+        p = ep.run()
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{ep.squid_path}:2:", p.stderr)
+        self.assertIn("egressd was not started", p.stderr)
 
 
 # --------------------------------------------------------------------------
