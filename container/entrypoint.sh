@@ -269,9 +269,8 @@ apply_family() {  # $1 = 4|6, $2 = iptables binary; prints the error on failure
   for ipt in "$2" "$2-legacy"; do
     command -v "$ipt-restore" >/dev/null 2>&1 || continue
     if open_ports | ruleset "$1" "$ipt" | "$ipt-restore" -w 5 --noflush 2>"$RUN_DIR/iptables.err"; then
-      say "firewall: IPv$1 INPUT accepts lo, established and tcp" \
-        "$(open_ports | awk '{ printf "%s%s", sep, $2 (($1 == "dns") ? "(+udp)" : ""); sep = "," }');" \
-        "drops the rest ($ipt)"
+      ports=$(open_ports | awk '{ printf "%s%s", sep, $2 (($1 == "dns") ? "(+udp)" : ""); sep = "," }')
+      say "firewall: IPv$1 INPUT accepts lo, established${ports:+ and tcp $ports}; drops the rest ($ipt)"
       return 0
     fi
   done
@@ -288,11 +287,16 @@ firewall_failed() {
     "them, or set EGRESSD_FIREWALL=off where a NetworkPolicy does this job."
 }
 
+if grep -q '^listen: ' "$CHECK_OUT" && [ -z "$(open_ports)" ]; then
+  warn "egressd listens on loopback only: nothing outside this container can reach it" \
+    "(use e.g. 'listen 0.0.0.0:3128')"
+fi
+
 case $FIREWALL in
   off) say "firewall: off (EGRESSD_FIREWALL=off)" ;;
   auto | on)
-    if [ -z "$(open_ports)" ]; then
-      firewall_failed "firewall not installed: no listening port could be read from 'egressd --check'"
+    if ! grep -q '^listen: ' "$CHECK_OUT"; then
+      firewall_failed "firewall not installed: no listener could be read from 'egressd --check'"
     elif [ "$(id -u)" != 0 ]; then
       firewall_failed "firewall not installed: the entrypoint runs as uid $(id -u), not root"
     elif ! command -v "$IPTABLES-restore" >/dev/null 2>&1; then

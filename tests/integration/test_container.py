@@ -784,6 +784,16 @@ exec {egressd_bin()} "$@"
         self.assertIn("egressd was not started", p.stderr)
         self.assertFalse((ep.dir / "run" / "squid-import.conf").exists())
 
+    def test_loopback_only_listener_warns_and_opens_no_port(self):
+        ep = self.entrypoint(egressd_conf="listen 127.0.0.1:3128\nadmin 127.0.0.1:9090\n"
+                                          "hosts off\n")
+        ep.start()
+        self.assertIn("listens on loopback only", ep.stderr())
+        rules = self.topo.exec(self.topo.proxy, "iptables", "-S", "EGRESSD-INPUT").stdout
+        self.assertNotIn("--dport", rules)
+        self.assertTrue(rules.rstrip().endswith("-A EGRESSD-INPUT -j DROP"), rules)
+        self.assertEqual(ep.stop(), 0)
+
     def test_run_dir_must_be_writable(self):
         ep = self.entrypoint(egressd_conf=test_config())
         ep.env["EGRESSD_RUN_DIR"] = "/proc/egressd-run"
