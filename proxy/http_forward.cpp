@@ -339,7 +339,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       co_return false;
     }
     buf.reset();
-    co_await run_tunnel(*up_, {}, bandwidth(v), rec);
+    hand_off(*up_, bandwidth(v), rec);
     up_.reset();
     co_return false;
   }

@@ -17,8 +17,13 @@ namespace egressd::proxy {
 using acl::reason;
 
 awaitable<void> run_session(tcp::socket client, listener_info info, worker& w) {
-  session s(std::move(client), info, w);
-  co_await s.run();
+  std::optional<tunnel_job> job;
+  {
+    session s(std::move(client), info, w);
+    co_await s.run();
+    job = s.take_job();
+  }  // the session, its buffers and its callees' frames are gone here
+  if (job) co_await run_tunnel_job(*job, w);
 }
 
 session::session(tcp::socket s, listener_info info, worker& w)
@@ -112,17 +117,15 @@ bool is_error(const monitor::access_record& rec, reason r) {
 
 }  // namespace
 
-void session::finish(monitor::access_record& rec) {
-  slot_.release();
+void record_end(worker& w, const rule_limits* limits, int rule_index, std::string_view client_ip,
+                std::chrono::steady_clock::time_point start, monitor::access_record& rec) {
   const auto steady_now = std::chrono::steady_clock::now();
-  const auto elapsed = steady_now - start_;
+  const auto elapsed = steady_now - start;
   rec.ts = std::chrono::system_clock::now();
   rec.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
-  if (rec.client.empty()) rec.client = client_str_;
-  if (rec.group.empty()) rec.group = group_;
 
-  auto& m = w_.srv().metrics();
-  const unsigned shard = w_.index();
+  auto& m = w.srv().metrics();
+  const unsigned shard = w.index();
   const reason r = reason_code(rec.reason);
   const std::string_view kind_name = rec.kind;
   const auto k = kind_name == "connect" ? monitor::metrics::kind::connect
@@ -131,20 +134,27 @@ void session::finish(monitor::access_record& rec) {
                  : kind_name == "forward" ? monitor::metrics::kind::forward
                                           : monitor::metrics::kind::http;
   m.request(shard, k, decision_code(rec.decision), r);
-  if (!rec.rule.empty())
-    if (const auto* rt = limits_->at(rule_index_)) m.rule_request(shard, rt->metric);
+  if (!rec.rule.empty() && limits)
+    if (const auto* rt = limits->at(rule_index)) m.rule_request(shard, rt->metric);
   if (rec.bytes_up) m.bytes(shard, monitor::metrics::direction::up, rec.bytes_up);
   if (rec.bytes_down) m.bytes(shard, monitor::metrics::direction::down, rec.bytes_down);
   m.request_duration(shard, std::chrono::duration<double>(elapsed).count());
 
-  auto alerts = w_.srv().detector().observe(client_ip_str_, rec.host, rec.bytes_up, is_error(rec, r), steady_now);
-  auto* log = w_.log();
+  auto alerts = w.srv().detector().observe(client_ip, rec.host, rec.bytes_up, is_error(rec, r), steady_now);
+  auto* log = w.log();
   for (auto& a : alerts) {
     m.anomaly_alert(a.type);
     if (log) log->write_line(monitor::to_json(a));
   }
-  rule_index_ = -1;
   if (log) log->write(std::move(rec));
+}
+
+void session::finish(monitor::access_record& rec) {
+  slot_.release();
+  if (rec.client.empty()) rec.client = client_str_;
+  if (rec.group.empty()) rec.group = group_;
+  record_end(w_, limits_.get(), rule_index_, client_ip_str_, start_, rec);
+  rule_index_ = -1;
 }
 
 bool session::blocked() const {
@@ -418,7 +428,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
       co_return;
     }
   }
-  co_await run_tunnel(up, {}, bandwidth(v), rec);
+  hand_off(up, bandwidth(v), rec);
 }
 
 awaitable<session::hello> session::read_client_hello() {
@@ -473,38 +483,51 @@ awaitable<dial_result> session::dial_tunnel(const verdict& v, uint16_t port, bea
   co_return dr;
 }
 
-awaitable<void> session::run_tunnel(beast::tcp_stream& up, std::string_view first_down, acl::bandwidth_limiter* bw,
-                                    monitor::access_record& rec) {
+void session::hand_off(beast::tcp_stream& up, acl::bandwidth_limiter* bw, monitor::access_record& rec) {
   client_.expires_never();
   up.expires_never();
-  tcp::socket cs = client_.release_socket();
-  tcp::socket us = up.release_socket();
-  reg_.client = &cs;
-  reg_.upstream = &us;
-  // A long-lived tunnel keeps only the bytes still to be written (usually a
-  // ClientHello), not the read buffers' capacity.
-  std::string first(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
-  std::string down(first_down.empty() ? std::string_view(static_cast<const char*>(ubuf_.data().data()), ubuf_.size())
-                                      : first_down);
-  cbuf_.clear();
-  cbuf_.shrink_to_fit();
-  ubuf_.clear();
-  ubuf_.shrink_to_fit();
-  head_.clear();
-  head_.shrink_to_fit();
-  relay_result rr = co_await relay(cs, us, first, down, snap_->timeout.idle, w_.pipes(), bw);
+  job_.emplace(client_.release_socket(), up.release_socket());
+  tunnel_job& j = *job_;
   reg_.client = nullptr;
   reg_.upstream = nullptr;
-  rec.bytes_up += rr.bytes_up;
-  rec.bytes_down += rr.bytes_down;
+  // Only the bytes still to be written travel with the tunnel (usually a
+  // ClientHello), not the read buffers' capacity.
+  j.first_up.assign(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
+  j.first_down.assign(static_cast<const char*>(ubuf_.data().data()), ubuf_.size());
+  if (rec.client.empty()) rec.client = client_str_;
+  if (rec.group.empty()) rec.group = group_;
+  j.rec = std::move(rec);
+  j.start = start_;
+  j.slot = std::move(slot_);
+  j.limits = limits_;
+  j.rule_index = rule_index_;
+  j.bw = bw;
+  j.idle = snap_->timeout.idle;
+  j.client_ip = client_ip_str_;
+  j.kind = kind_;
+}
+
+awaitable<void> run_tunnel_job(tunnel_job& j, worker& w) {
+  conn_entry reg;
+  reg.client = &j.client;
+  reg.upstream = &j.upstream;
+  w.register_conn(reg);
+  auto& m = w.srv().metrics();
+  m.connection_opened(w.index(), j.kind);
+  relay_result rr = co_await relay(j.client, j.upstream, j.first_up, j.first_down, j.idle, w.pipes(), j.bw);
+  w.unregister_conn(reg);
+  m.connection_closed(w.index(), j.kind);
+  j.rec.bytes_up += rr.bytes_up;
+  j.rec.bytes_down += rr.bytes_down;
   switch (rr.end) {
-    case relay_end::idle_timeout: rec.reason = acl::to_string(reason::idle_timeout); break;
-    case relay_end::upstream_error: rec.reason = acl::to_string(reason::upstream_reset); break;
-    case relay_end::client_error: rec.reason = acl::to_string(reason::client_closed); break;
-    case relay_end::closed: rec.reason = acl::to_string(reason::shutdown); break;
+    case relay_end::idle_timeout: j.rec.reason = acl::to_string(reason::idle_timeout); break;
+    case relay_end::upstream_error: j.rec.reason = acl::to_string(reason::upstream_reset); break;
+    case relay_end::client_error: j.rec.reason = acl::to_string(reason::client_closed); break;
+    case relay_end::closed: j.rec.reason = acl::to_string(reason::shutdown); break;
     case relay_end::done: break;
   }
-  finish(rec);
+  j.slot.release();
+  record_end(w, j.limits.get(), j.rule_index, j.client_ip, j.start, j.rec);
 }
 
 }  // namespace egressd::proxy

@@ -43,11 +43,40 @@ struct upstream_guard {
   conn_entry& reg;
 };
 
+// A tunnel that passed every check, handed from the session to a compact
+// coroutine for its (possibly hours-long) life: the session's frames,
+// parser and buffers are gone by then, so an idle tunnel holds only this,
+// the relay's state and the kernel's socket buffers.
+struct tunnel_job {
+  tunnel_job(tcp::socket c, tcp::socket u) : client(std::move(c)), upstream(std::move(u)) {}
+  tcp::socket client;
+  tcp::socket upstream;
+  std::string first_up, first_down;  // bytes read ahead, written first
+  monitor::access_record rec;
+  std::chrono::steady_clock::time_point start;
+  acl::concurrency_limiter::slot slot;        // conns=, held for the tunnel's life
+  std::shared_ptr<const rule_limits> limits;  // keeps the bandwidth limiter alive
+  int rule_index = -1;
+  acl::bandwidth_limiter* bw = nullptr;
+  std::chrono::milliseconds idle{0};
+  std::string client_ip;
+  monitor::metrics::kind kind = monitor::metrics::kind::connect;
+};
+
+// The end of every request or tunnel: metrics, anomaly detection, log line.
+void record_end(worker& w, const rule_limits* limits, int rule_index, std::string_view client_ip,
+                std::chrono::steady_clock::time_point start, monitor::access_record& rec);
+
+// Relays a handed-off tunnel until it ends, then records it.
+awaitable<void> run_tunnel_job(tunnel_job& job, worker& w);
+
 class session {
  public:
   session(tcp::socket s, listener_info info, worker& w);
   ~session();
   awaitable<void> run();
+  // The tunnel this session handed off, if it ended in one.
+  std::optional<tunnel_job> take_job() { return std::move(job_); }
 
  private:
   enum class head_status { ok, closed, too_large, uri_too_long };
@@ -72,10 +101,9 @@ class session {
   // dial() plus, through a parent proxy, its CONNECT exchange.
   awaitable<dial_result> dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
                                      monitor::access_record& rec);
-  // Moves both sockets into the splice relay (cbuf_/ubuf_ bytes first) and
-  // finishes the record.
-  awaitable<void> run_tunnel(beast::tcp_stream& up, std::string_view first_down, acl::bandwidth_limiter* bw,
-                             monitor::access_record& rec);
+  // Moves both sockets, the bytes read ahead (cbuf_/ubuf_), the record and
+  // the conns= slot into job_; the caller then returns, ending the session.
+  void hand_off(beast::tcp_stream& up, acl::bandwidth_limiter* bw, monitor::access_record& rec);
   // Transparent listeners and plain forwards (proxy/transparent.cpp).
   awaitable<void> run_sni();
   awaitable<void> run_forward();
@@ -111,6 +139,7 @@ class session {
   beast::flat_buffer ubuf_;
   std::string up_key_;
   std::string up_addr_;
+  std::optional<tunnel_job> job_;
   // Scratch strings reused for every request of the connection.
   std::string head_, host_field_, target_buf_, key_buf_;
 };

@@ -83,7 +83,7 @@ awaitable<void> session::run_sni() {
     co_return;
   }
   if (v.reported == reason::none) rec.decision = "allow";
-  co_await run_tunnel(up, {}, bandwidth(v), rec);
+  hand_off(up, bandwidth(v), rec);
 }
 
 awaitable<void> session::run_forward() {
@@ -111,7 +111,7 @@ awaitable<void> session::run_forward() {
   }
   rec.upstream = endpoint_string(dr.remote);
   rec.decision = "allow";
-  co_await run_tunnel(up, {}, nullptr, rec);
+  hand_off(up, nullptr, rec);
 }
 
 }  // namespace egressd::proxy
