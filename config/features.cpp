@@ -18,7 +18,7 @@ bool supported(feature f) {
     case feature::report_mode: return true;
     case feature::forward: return true;
     case feature::upstream_proxy: return true;
-    case feature::dns_listen: return false;
+    case feature::dns_listen: return true;
     case feature::listen_sni: return true;
     case feature::listen_http: return true;
   }

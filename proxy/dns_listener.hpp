@@ -83,7 +83,7 @@ class dns_listener {
   };
   static std::shared_ptr<const view> make_view(std::shared_ptr<const config::snapshot> snap);
 
-  dns_listener(monitor::metrics& m) : metrics_(m) {}
+  explicit dns_listener(monitor::metrics& m) : metrics_(m) {}
   bool bind(const net::ip::address& addr, uint16_t port, error_code& ec);
   // Listener thread: the reply to one message into out; 0 = send nothing.
   size_t answer(std::span<const uint8_t> msg, const net::ip::address& from, dns::response_buffer& out);
