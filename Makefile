@@ -34,7 +34,7 @@ bench-limits: build
 fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_COMPILER=clang++ -DEGRESSD_FUZZ=ON -DEGRESSD_BENCH=OFF
-	cmake --build build-fuzz -j$(JOBS)
+	cmake --build build-fuzz -j$(JOBS) --target $(notdir $(basename $(wildcard tests/fuzz/*_fuzz.cpp)))
 	@for f in build-fuzz/tests/*_fuzz; do \
 	  echo "== $$f"; mkdir -p build-fuzz/corpus/$$(basename $$f); \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus/$$(basename $$f) \

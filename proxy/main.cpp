@@ -33,7 +33,13 @@ bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
         a.listens[i].upstream_port != b.listens[i].upstream_port)
       return false;
   }
-  return a.access_log == b.access_log;
+  auto eps = [](const config::snapshot& s) {
+    std::string out = s.admin ? s.admin->to_string() : "";
+    for (const auto& d : s.dns_listens) out += " dns " + d.addr.to_string() + "=" + d.answer.to_string();
+    for (const auto& f : s.forwards) out += " fwd " + f.listen.to_string() + ">" + f.target.to_string();
+    return out;
+  };
+  return a.access_log == b.access_log && eps(a) == eps(b);
 }
 
 int run(const std::string& path) {
@@ -69,6 +75,10 @@ int run(const std::string& path) {
   }
   for (const auto& l : current->listens)
     fmt::print(stderr, "egressd: listening on {} (mode {})\n", l.addr.to_string(), config::to_string(l.mode));
+  for (const auto& f : current->forwards)
+    fmt::print(stderr, "egressd: forwarding {} to {}\n", f.listen.to_string(), f.target.to_string());
+  for (const auto& d : current->dns_listens)
+    fmt::print(stderr, "egressd: DNS responder on {} (answer {})\n", d.addr.to_string(), d.answer.to_string());
   if (current->admin) fmt::print(stderr, "egressd: admin endpoint on {}\n", current->admin->to_string());
   std::fflush(stderr);
 
@@ -85,7 +95,8 @@ int run(const std::string& path) {
       } else {
         if (!same_listeners(*current, *next.snap))
           fmt::print(stderr,
-                     "egressd: listeners, threads and access_log changes take effect only after a restart\n");
+                     "egressd: listen, admin, forward, dns_listen, threads and access_log changes take effect only "
+                     "after a restart\n");
         current = next.snap;
         srv->publish(current);
         fmt::print(stderr, "egressd: configuration reloaded from {}\n", path);
