@@ -22,6 +22,7 @@ SMALL = b"egressd-bench-origin " + b"x" * 78 + b"\n"  # 100 bytes
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are separate writes
     big_path = ""
 
     def log_message(self, *args):  # quiet: the origin is not measured
