@@ -218,13 +218,24 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
 
   key_buf_.clear();
   fmt::format_to(std::back_inserter(key_buf_), "{}:{}", v.host, t.port);
-  if (up_ && up_key_ != key_buf_) close_upstream();
+  if (up_ && up_key_ != key_buf_) release_upstream();
   const bool has_body = !p.is_done();
   const bool req_chunked = p.chunked();
   error_code ec;
   buffer_pool::handle buf;
   std::optional<http::response_parser<http::buffer_body>> rp;
   for (int attempt = 0;; ++attempt) {
+    if (!up_ && attempt == 0) {
+      // An idle connection another client left to the same host:port,
+      // checked under this very snapshot.
+      if (auto e = w_.upstreams().take(key_buf_, snap_.get())) {
+        up_.emplace(std::move(e->sock));
+        reg_.upstream = &up_->socket();
+        up_key_ = std::move(e->key);
+        up_addr_ = std::move(e->addr);
+        up_snap_ = std::move(e->snap);
+      }
+    }
     const bool reused = up_.has_value();
     if (!up_) {
       up_.emplace(w_.io());
@@ -239,6 +250,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       }
       up_key_ = key_buf_;
       up_addr_ = endpoint_string(dr.remote);
+      up_snap_ = snap_;
     }
     rec.upstream = up_addr_;
     if (v.reported == reason::none) rec.decision = "allow";

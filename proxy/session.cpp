@@ -74,9 +74,18 @@ void session::refresh_config() {
 session::~session() {
   error_code ec;
   client_.socket().close(ec);
-  close_upstream();
+  release_upstream();
   w_.unregister_conn(reg_);
   w_.srv().metrics().connection_closed(w_.index(), kind_);
+}
+
+void session::release_upstream() {
+  if (up_ && ubuf_.size() == 0 && up_snap_ && up_->socket().is_open()) {
+    up_->expires_never();
+    w_.upstreams().put({std::move(up_key_), std::move(up_addr_), std::move(up_snap_), up_->release_socket(), {}});
+    up_.reset();
+  }
+  close_upstream();
 }
 
 void session::close_upstream() {
@@ -88,6 +97,7 @@ void session::close_upstream() {
   reg_.upstream = nullptr;
   up_key_.clear();
   up_addr_.clear();
+  up_snap_.reset();
   ubuf_.clear();
 }
 
@@ -360,7 +370,7 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
 }
 
 awaitable<void> session::handle_connect(request_parser& p, monitor::access_record& rec) {
-  close_upstream();  // nothing of an earlier plain-HTTP upstream may leak into the tunnel
+  release_upstream();  // nothing of an earlier plain-HTTP upstream may leak into the tunnel
   target t;
   if (!parse_authority_form(p.get().target(), &t)) {
     refusal_detail d;

@@ -89,6 +89,9 @@ class session {
   awaitable<void> refuse(acl::reason r, const refusal_detail& d, bool keep_alive,
                          monitor::access_record& rec);
   void close_upstream();
+  // Parks a kept-alive upstream (idle, nothing read ahead) in the worker's
+  // pool for other connections to the same host:port, else closes it.
+  void release_upstream();
   void find_group();
   void refresh_config();
   struct hello {
@@ -139,6 +142,7 @@ class session {
   beast::flat_buffer ubuf_;
   std::string up_key_;
   std::string up_addr_;
+  std::shared_ptr<const config::snapshot> up_snap_;  // the snapshot its addresses were checked under
   std::optional<tunnel_job> job_;
   // Scratch strings reused for every request of the connection.
   std::string head_, host_field_, target_buf_, key_buf_;

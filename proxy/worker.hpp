@@ -15,6 +15,7 @@
 #include "dns/resolver.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/relay/tunnel.hpp"
+#include "proxy/upstream_pool.hpp"
 
 namespace egressd::monitor {
 class access_log;
@@ -89,6 +90,7 @@ class worker {
   dns::resolver& resolver() { return *resolver_; }
   pipe_pool& pipes() { return pipes_; }
   buffer_pool& buffers() { return buffers_; }
+  upstream_pool& upstreams() { return upstreams_; }
   monitor::access_log* log() { return log_; }
   bool draining() const { return draining_; }
   void register_conn(conn_entry& c);
@@ -108,6 +110,7 @@ class worker {
   std::unique_ptr<dns::resolver> resolver_;
   pipe_pool pipes_;
   buffer_pool buffers_;
+  upstream_pool upstreams_;
   std::vector<std::pair<std::unique_ptr<tcp::acceptor>, listener_info>> acceptors_;
   conn_entry head_;  // sentinel of the registry list
   std::atomic<size_t> active_{0};

@@ -143,11 +143,15 @@ allow ~q"x\\d\\.test ports={O}
         self.assertEqual(delta(after, before, DUR + "_count"), 6)
         self.assertEqual(delta(after, before, DUR + "_bucket", le="+Inf"), 6)
         self.assertGreater(delta(after, before, DUR + "_sum"), 0)
-        # 3 requests + 1 tunnel dialled; the denied ones never did.
-        self.assertEqual(delta(after, before, CONN + "_count"), 4)
-        self.assertEqual(delta(after, before, CONN + "_bucket", le="+Inf"), 4)
+        # The tunnel and at least one request dialled (later plain requests to
+        # the same host:port may reuse an upstream connection another client
+        # connection left in the worker's pool); the denied ones never did.
+        dials = delta(after, before, CONN + "_count")
+        self.assertGreaterEqual(dials, 2)
+        self.assertLessEqual(dials, 4)
+        self.assertEqual(delta(after, before, CONN + "_bucket", le="+Inf"), dials)
         # One lookup per dial, answered by the server or a cache.
-        self.assertEqual(delta(after, before, DNSQ, result="ok") + delta(after, before, DNSQ, result="cached"), 4)
+        self.assertEqual(delta(after, before, DNSQ, result="ok") + delta(after, before, DNSQ, result="cached"), dials)
         for res in ("nxdomain", "nodata", "timeout", "failure"):
             self.assertEqual(delta(after, before, DNSQ, result=res), 0, res)
         # Denied names are never resolved.
