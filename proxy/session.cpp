@@ -69,6 +69,8 @@ void session::refresh_config() {
   snap_ = w_.snapshot();
   limits_ = w_.limits();
   find_group();
+  // Its addresses were checked under the old config: dial afresh.
+  close_upstream();
 }
 
 session::~session() {
