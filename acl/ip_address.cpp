@@ -3,6 +3,8 @@
 
 #include "acl/ip_address.hpp"
 
+#include <charconv>
+
 #include <arpa/inet.h>
 
 #include <cstdio>
@@ -168,8 +170,15 @@ ip_address ip_address::unmapped() const {
 std::string ip_address::to_string() const {
   char buf[64];
   if (is_v4()) {
-    std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", bytes[0], bytes[1], bytes[2], bytes[3]);
-    return buf;
+    // Hot: every connection's client address and upstream (no printf).
+    std::string out;
+    out.reserve(15);
+    char d[4];
+    for (int i = 0; i < 4; ++i) {
+      if (i) out.push_back('.');
+      out.append(d, std::to_chars(d, d + sizeof d, bytes[i]).ptr);
+    }
+    return out;
   }
   if (is_mapped(bytes)) {
     std::snprintf(buf, sizeof buf, "::ffff:%u.%u.%u.%u", bytes[12], bytes[13], bytes[14],

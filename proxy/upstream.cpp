@@ -70,8 +70,9 @@ awaitable<void> connect_endpoints(worker& w, const config::snapshot& snap, const
 }  // namespace
 
 std::string endpoint_string(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
-  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  const acl::ip_address a = to_acl_address(ep.address());  // no inet_ntop/printf on the hot path
+  if (!a.is_v4()) return fmt::format("[{}]:{}", a.to_string(), ep.port());
+  return fmt::format("{}:{}", a.to_string(), ep.port());
 }
 
 awaitable<dial_result> dial_trusted(worker& w, const config::snapshot& snap, const config::endpoint& target,
