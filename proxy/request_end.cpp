@@ -1,0 +1,73 @@
+// The end of every request or tunnel (record_end): one place that turns the
+// access record into metrics, anomaly observations and the log line. Runs on
+// the worker thread that served the request.
+
+#include <chrono>
+#include <cstring>
+
+#include "proxy/server.hpp"
+#include "proxy/session_impl.hpp"
+
+namespace egressd::proxy {
+
+using acl::reason;
+
+namespace {
+
+reason reason_code(const char* text) {
+  if (!text || !*text) return reason::none;
+  for (int i = 0; i <= static_cast<int>(reason::shutdown); ++i) {
+    auto r = static_cast<reason>(i);
+    if (std::strcmp(acl::to_string(r), text) == 0) return r;
+  }
+  return reason::none;
+}
+
+monitor::metrics::decision decision_code(std::string_view d) {
+  if (d == "allow") return monitor::metrics::decision::allow;
+  if (d == "report") return monitor::metrics::decision::report;
+  return monitor::metrics::decision::deny;
+}
+
+// What counts as an error for the anomaly detector: denials, 4xx/5xx and
+// failed tunnels (SNI check, upstream reset).
+bool is_error(const monitor::access_record& rec, reason r) {
+  if (std::string_view(rec.decision) == "deny" || rec.status >= 400) return true;
+  return r == reason::upstream_reset || r == reason::sni_mismatch || r == reason::no_sni || r == reason::not_tls;
+}
+
+}  // namespace
+
+void record_end(worker& w, const rule_limits* limits, int rule_index, std::string_view client_ip,
+                std::chrono::steady_clock::time_point start, monitor::access_record& rec) {
+  const auto steady_now = std::chrono::steady_clock::now();
+  const auto elapsed = steady_now - start;
+  rec.ts = std::chrono::system_clock::now();
+  rec.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+
+  auto& m = w.srv().metrics();
+  const unsigned shard = w.index();
+  const reason r = reason_code(rec.reason);
+  const std::string_view kind_name = rec.kind;
+  const auto k = kind_name == "connect" ? monitor::metrics::kind::connect
+                 : kind_name == "sni"   ? monitor::metrics::kind::sni
+                 : kind_name == "host"  ? monitor::metrics::kind::host
+                 : kind_name == "forward" ? monitor::metrics::kind::forward
+                                          : monitor::metrics::kind::http;
+  m.request(shard, k, decision_code(rec.decision), r);
+  if (!rec.rule.empty() && limits)
+    if (const auto* rt = limits->at(rule_index)) m.rule_request(shard, rt->metric);
+  if (rec.bytes_up) m.bytes(shard, monitor::metrics::direction::up, rec.bytes_up);
+  if (rec.bytes_down) m.bytes(shard, monitor::metrics::direction::down, rec.bytes_down);
+  m.request_duration(shard, std::chrono::duration<double>(elapsed).count());
+
+  auto alerts = w.srv().detector().observe(client_ip, rec.host, rec.bytes_up, is_error(rec, r), steady_now);
+  auto* log = w.log();
+  for (auto& a : alerts) {
+    m.anomaly_alert(a.type);
+    if (log) log->write_line(monitor::to_json(a));
+  }
+  if (log) log->write(std::move(rec));
+}
+
+}  // namespace egressd::proxy
