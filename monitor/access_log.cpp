@@ -86,7 +86,7 @@ void append_record(std::string& out, const access_record& r) {
   append_field(out, "sni", r.sni);
   append_field(out, "path", r.path);
   append_field(out, "decision", r.decision ? r.decision : "");
-  append_field(out, "reason", r.reason ? r.reason : "");
+  append_field(out, "reason", r.reason == acl::reason::none ? "" : acl::to_string(r.reason));
   append_field(out, "rule", r.rule);
   append_key(out, "status");
   append_int(out, r.status);

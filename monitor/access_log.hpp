@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "acl/policy.hpp"
+
 namespace egressd::monitor {
 
 struct access_record {
@@ -27,7 +29,7 @@ struct access_record {
   std::string sni;
   std::string path;               // without query string
   const char* decision = "deny";  // allow|deny|report
-  const char* reason = "";        // SPEC reason code, "" when allowed and clean
+  acl::reason reason = acl::reason::none;  // logged as its SPEC code, "" for none
   std::string rule;               // matching rule pattern ("" if none)
   int status = 0;                 // HTTP status sent (0: none, e.g. tunnel closed)
   uint64_t bytes_up = 0;

@@ -275,7 +275,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     }
     if (be == body_end::read_error) {
       close_upstream();
-      rec.reason = acl::to_string(reason::client_closed);
+      rec.reason = reason::client_closed;
       finish(rec);
       co_return false;
     }
@@ -319,7 +319,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     }
     if (cw.gone) {
       close_upstream();
-      rec.reason = acl::to_string(reason::client_closed);
+      rec.reason = reason::client_closed;
       finish(rec);
       co_return false;
     }
@@ -376,9 +376,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
   if (be != body_end::ok) {
     close_upstream();
     if (be == body_end::read_error || be == body_end::bad_framing)
-      rec.reason = acl::to_string(reason::upstream_reset);
+      rec.reason = reason::upstream_reset;
     else
-      rec.reason = acl::to_string(reason::client_closed);
+      rec.reason = reason::client_closed;
     finish(rec);
     co_return false;
   }

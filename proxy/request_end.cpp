@@ -3,7 +3,6 @@
 // the worker thread that served the request.
 
 #include <chrono>
-#include <cstring>
 
 #include "proxy/server.hpp"
 #include "proxy/session_impl.hpp"
@@ -13,15 +12,6 @@ namespace egressd::proxy {
 using acl::reason;
 
 namespace {
-
-reason reason_code(const char* text) {
-  if (!text || !*text) return reason::none;
-  for (int i = 0; i <= static_cast<int>(reason::shutdown); ++i) {
-    auto r = static_cast<reason>(i);
-    if (std::strcmp(acl::to_string(r), text) == 0) return r;
-  }
-  return reason::none;
-}
 
 monitor::metrics::decision decision_code(std::string_view d) {
   if (d == "allow") return monitor::metrics::decision::allow;
@@ -47,7 +37,7 @@ void record_end(worker& w, const rule_limits* limits, int rule_index, std::strin
 
   auto& m = w.srv().metrics();
   const unsigned shard = w.index();
-  const reason r = reason_code(rec.reason);
+  const reason r = rec.reason;
   const std::string_view kind_name = rec.kind;
   const auto k = kind_name == "connect" ? monitor::metrics::kind::connect
                  : kind_name == "sni"   ? monitor::metrics::kind::sni

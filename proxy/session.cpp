@@ -293,7 +293,7 @@ void session::note_verdict(const verdict& v, monitor::access_record& rec) {
   if (v.rule) rec.rule = v.rule->pattern;
   if (v.reported != reason::none) {
     rec.decision = "report";
-    rec.reason = acl::to_string(v.reported);
+    rec.reason = v.reported;
   }
 }
 
@@ -306,7 +306,7 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
     rec.decision = "deny";
   else if (std::string_view(rec.decision) != "report")
     rec.decision = "allow";
-  rec.reason = acl::to_string(r);
+  rec.reason = r;
   error_code ec;
   client_.expires_after(snap_->timeout.header);
   co_await net::async_write(client_, net::buffer(resp), net::redirect_error(use_awaitable, ec));
@@ -356,7 +356,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   client_.expires_after(snap_->timeout.header);
   co_await net::async_write(client_, net::buffer(established), net::redirect_error(use_awaitable, ec));
   if (ec) {
-    rec.reason = acl::to_string(reason::client_closed);
+    rec.reason = reason::client_closed;
     finish(rec);
     co_return;
   }
@@ -377,7 +377,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
     }
     if (bad != reason::none) {
       rec.decision = bad == reason::client_closed ? "allow" : "deny";
-      rec.reason = acl::to_string(bad);
+      rec.reason = bad;
       finish(rec);
       co_return;
     }
@@ -474,10 +474,10 @@ awaitable<void> run_tunnel_job(tunnel_job& j, worker& w) {
   j.rec.bytes_up += rr.bytes_up;
   j.rec.bytes_down += rr.bytes_down;
   switch (rr.end) {
-    case relay_end::idle_timeout: j.rec.reason = acl::to_string(reason::idle_timeout); break;
-    case relay_end::upstream_error: j.rec.reason = acl::to_string(reason::upstream_reset); break;
-    case relay_end::client_error: j.rec.reason = acl::to_string(reason::client_closed); break;
-    case relay_end::closed: j.rec.reason = acl::to_string(reason::shutdown); break;
+    case relay_end::idle_timeout: j.rec.reason = reason::idle_timeout; break;
+    case relay_end::upstream_error: j.rec.reason = reason::upstream_reset; break;
+    case relay_end::client_error: j.rec.reason = reason::client_closed; break;
+    case relay_end::closed: j.rec.reason = reason::shutdown; break;
     case relay_end::done: break;
   }
   j.slot.release();

@@ -52,7 +52,7 @@ awaitable<void> session::run_sni() {
   if (h.why == reason::none && !h.has_sni) h.why = reason::no_sni;  // nothing to judge: never guess
   if (h.why != reason::none) {
     rec.decision = h.why == reason::client_closed ? "allow" : "deny";
-    rec.reason = acl::to_string(h.why);
+    rec.reason = h.why;
     finish(rec);
     co_return;
   }
@@ -67,7 +67,7 @@ awaitable<void> session::run_sni() {
   if (v.why != reason::none) {
     // A TLS client cannot read an HTTP refusal: the connection is closed.
     rec.decision = "deny";
-    rec.reason = acl::to_string(v.why);
+    rec.reason = v.why;
     finish(rec);
     co_return;
   }
@@ -77,7 +77,7 @@ awaitable<void> session::run_sni() {
   dial_result dr = co_await dial_tunnel(v, port, up, rec);
   if (dr.why != reason::none) {
     rec.decision = "allow";
-    rec.reason = acl::to_string(dr.why);
+    rec.reason = dr.why;
     if (dr.why == reason::non_public_address || dr.why == reason::self) rec.decision = "deny";
     finish(rec);
     co_return;
@@ -94,7 +94,7 @@ awaitable<void> session::run_forward() {
   rec.port = info_.target.port;
   if (blocked()) {
     rec.decision = "deny";
-    rec.reason = acl::to_string(reason::anomaly_block);
+    rec.reason = reason::anomaly_block;
     finish(rec);
     co_return;
   }
@@ -105,7 +105,7 @@ awaitable<void> session::run_forward() {
   dial_result dr = co_await dial_trusted(w_, *snap_, info_.target, up);
   if (dr.why != reason::none) {
     rec.decision = "allow";
-    rec.reason = acl::to_string(dr.why);
+    rec.reason = dr.why;
     finish(rec);
     co_return;
   }

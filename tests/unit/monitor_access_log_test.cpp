@@ -48,7 +48,7 @@ access_record sample() {
   r.sni = "api.openai.com";
   r.path = "";
   r.decision = "allow";
-  r.reason = "";
+  r.reason = egressd::acl::reason::none;
   r.rule = ".openai.com";
   r.status = 200;
   r.bytes_up = 1234;
