@@ -9,15 +9,13 @@
 #include "proxy/admin.hpp"
 #include "proxy/dns_listener.hpp"
 #include "proxy/rule_limits.hpp"
+#include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
 
 namespace egressd::proxy {
 namespace {
 
-acl::ip_address to_acl(const net::ip::address& a) {
-  if (a.is_v4()) return acl::ip_address::v4(a.to_v4().to_uint());
-  return acl::ip_address::v6(a.to_v6().to_bytes()).unmapped();
-}
+acl::ip_address to_acl(const net::ip::address& a) { return to_acl_address(a).unmapped(); }
 
 // Refuse to share a port with another process: SO_REUSEPORT would let a
 // second egressd (same user) silently split the traffic with the first.
@@ -190,13 +188,10 @@ bool server::is_self(const acl::ip_address& a, uint16_t port) const {
     // A wildcard listener is reachable on every local address; loopback and
     // the unspecified address are the ones a client can name for sure.
     if (b.any) {
-      if (u.is_v4() && (u.bytes[0] == 127 || u.v4_host_order() == 0)) return true;
-      static const acl::ip_address v6_loop = [] {
-        std::array<uint8_t, 16> b{};
-        b[15] = 1;
-        return acl::ip_address::v6(b);
-      }();
-      if (u == v6_loop) return true;
+      const auto c = acl::classify(u);
+      if (c == acl::address_class::loopback || c == acl::address_class::unspecified ||
+          (u.is_v4() && u.v4_host_order() == 0))
+        return true;
     }
   }
   return false;
