@@ -5,17 +5,15 @@
 
 #include <fmt/format.h>
 
+#include "proxy/listen_socket.hpp"
+
 namespace egressd::proxy {
 
 std::unique_ptr<admin_server> admin_server::start(const tcp::endpoint& ep, handlers h, std::string* error) {
   std::unique_ptr<admin_server> a(new admin_server());
   a->h_ = std::move(h);
-  a->acceptor_ = std::make_unique<tcp::acceptor>(a->io_);
   error_code ec;
-  a->acceptor_->open(ep.protocol(), ec);
-  if (!ec) a->acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) a->acceptor_->bind(ep, ec);
-  if (!ec) a->acceptor_->listen(128, ec);
+  a->acceptor_ = open_acceptor(a->io_, ep, false, 128, ec);
   if (!ec) a->local_ = a->acceptor_->local_endpoint(ec);
   if (ec) {
     *error = fmt::format("cannot listen on {}:{} (admin): {}", ep.address().to_string(), ep.port(), ec.message());

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "monitor/metrics.hpp"
+#include "proxy/listen_socket.hpp"
 
 namespace egressd::proxy {
 namespace {
@@ -90,12 +91,7 @@ bool dns_listener::bind(const net::ip::address& addr, uint16_t port, error_code&
   if (!ec) udp_->bind(uep, ec);
   if (!ec) port = udp_->local_endpoint(ec).port();
   if (ec) return false;
-  acceptor_ = std::make_unique<tcp::acceptor>(io_);
-  tcp::endpoint tep(addr, port);
-  acceptor_->open(tep.protocol(), ec);
-  if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(tep, ec);
-  if (!ec) acceptor_->listen(128, ec);
+  acceptor_ = open_acceptor(io_, tcp::endpoint(addr, port), false, 128, ec);
   if (!ec) local_ = acceptor_->local_endpoint(ec);
   return !ec;
 }

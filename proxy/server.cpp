@@ -8,6 +8,7 @@
 
 #include "proxy/admin.hpp"
 #include "proxy/dns_listener.hpp"
+#include "proxy/listen_socket.hpp"
 #include "proxy/rule_limits.hpp"
 #include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
@@ -35,21 +36,9 @@ bool port_free(const tcp::endpoint& ep, std::string* error) {
 
 std::unique_ptr<tcp::acceptor> bind_reuseport(net::io_context& io, const tcp::endpoint& ep,
                                               std::string* error) {
-  auto a = std::make_unique<tcp::acceptor>(io);
   error_code ec;
-  a->open(ep.protocol(), ec);
-  if (!ec) a->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) {
-    int one = 1;
-    if (::setsockopt(a->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-      ec.assign(errno, boost::system::system_category());
-  }
-  if (!ec) a->bind(ep, ec);
-  if (!ec) a->listen(4096, ec);
-  if (ec) {
-    *error = fmt::format("cannot listen on {}:{}: {}", ep.address().to_string(), ep.port(), ec.message());
-    return nullptr;
-  }
+  auto a = open_acceptor(io, ep, true, 4096, ec);
+  if (!a) *error = fmt::format("cannot listen on {}:{}: {}", ep.address().to_string(), ep.port(), ec.message());
   return a;
 }
 
