@@ -12,6 +12,20 @@ std::string_view trim(std::string_view t) {
   return t;
 }
 
+// Calls f with each trimmed element of a comma-separated list until f
+// returns true; returns whether it did.
+template <class F>
+bool for_each_token(std::string_view list, F&& f) {
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t j = list.find(',', i);
+    if (j == std::string_view::npos) j = list.size();
+    if (f(trim(list.substr(i, j - i)))) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
 bool hop_by_hop(http::field f) {
   switch (f) {
     case http::field::connection:
@@ -50,22 +64,16 @@ template <class Fields>
 connection_tokens collect_connection_tokens(const Fields& f) {
   connection_tokens t;
   for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    std::string_view v = it->value();
-    size_t i = 0;
-    while (i <= v.size()) {
-      size_t j = v.find(',', i);
-      if (j == std::string_view::npos) j = v.size();
-      auto tok = trim(v.substr(i, j - i));
-      i = j + 1;
+    for_each_token(it->value(), [&](std::string_view tok) {
       if (tok.empty() || beast::iequals(tok, "keep-alive") || beast::iequals(tok, "close") ||
           beast::iequals(tok, "upgrade"))
-        continue;
-      if (t.count == t.names.size()) {
+        return false;
+      if (t.count == t.names.size())
         t.overflow = true;
-        continue;
-      }
-      t.names[t.count++] = tok;
-    }
+      else
+        t.names[t.count++] = tok;
+      return false;
+    });
   }
   return t;
 }
@@ -113,14 +121,7 @@ void write_conn(conn_header conn, std::string_view upgrade, std::string& out) {
 }  // namespace
 
 bool token_list_contains(std::string_view list, std::string_view token) {
-  size_t i = 0;
-  while (i <= list.size()) {
-    size_t j = list.find(',', i);
-    if (j == std::string_view::npos) j = list.size();
-    if (beast::iequals(trim(list.substr(i, j - i)), token)) return true;
-    i = j + 1;
-  }
-  return false;
+  return for_each_token(list, [&](std::string_view t) { return beast::iequals(t, token); });
 }
 
 void write_request_head(const http::request_header<>& h, std::string_view target, std::string_view host,
