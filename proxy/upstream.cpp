@@ -1,5 +1,9 @@
 #include "proxy/upstream.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <vector>
 
 #include <fmt/format.h>
@@ -50,16 +54,38 @@ awaitable<acl::reason> lookup(worker& w, const config::snapshot& snap, std::stri
 }
 
 // Connects to exactly these endpoints, in turn, within `timeout connect`.
+// Each socket is opened here so that quick-ACK mode is off before the
+// handshake: the last ACK of the handshake then rides on the first bytes
+// egressd sends (a request head, a ClientHello, a parent CONNECT) instead of
+// being a packet of its own, and the origin is woken once, for the data.
+// Where egressd has nothing to send at once (a tunnel whose client waits for
+// the server to speak first), relay() sends that ACK alone after a few
+// milliseconds (tunnel.hpp, ack_grace).
 awaitable<void> connect_endpoints(worker& w, const config::snapshot& snap, const std::vector<tcp::endpoint>& eps,
                                   beast::tcp_stream& out, dial_result* r) {
-  error_code ec;
+  error_code ec = net::error::host_unreachable;
   const auto started = std::chrono::steady_clock::now();
-  out.expires_after(snap.timeout.connect);
-  r->remote = co_await out.async_connect(eps, net::redirect_error(use_awaitable, ec));
+  out.expires_after(snap.timeout.connect);  // one deadline for every attempt
+  for (const auto& ep : eps) {
+    error_code ignore;
+    out.socket().close(ignore);
+    out.socket().open(ep.protocol(), ec);
+    if (ec) continue;
+    const int zero = 0;
+    (void)::setsockopt(out.socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+    co_await out.async_connect(ep, net::redirect_error(use_awaitable, ec));
+    if (!ec) {
+      r->remote = ep;
+      break;
+    }
+    if (ec == beast::error::timeout) break;
+  }
   out.expires_never();
   w.srv().metrics().upstream_connect(
       w.index(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (ec) {
+    error_code ignore;
+    out.socket().close(ignore);
     r->why = ec == beast::error::timeout ? acl::reason::upstream_timeout : acl::reason::upstream_unreachable;
     co_return;
   }

@@ -4,6 +4,10 @@
 // returns after both completion handlers have run.
 #include "proxy/relay/tunnel.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <exception>
 #include <optional>
@@ -183,10 +187,21 @@ asio::awaitable<relay_result> relay(tcp::socket& client, tcp::socket& upstream,
   asio::co_spawn(ex, run_direction(t, false, first_down), direction_done{&t});
 
   const auto tick = std::max<clock_type::duration>(idle / 4, std::chrono::milliseconds(1));
+  // Nothing to send up yet: the upstream may still owe the origin the last
+  // ACK of its handshake (upstream.cpp keeps it for the first bytes). If the
+  // client has sent nothing after ack_grace, send it alone.
+  bool ack_owed = first_up.empty();
   while (t.running > 0) {
-    t.watchdog.expires_after(tick);
+    t.watchdog.expires_after(ack_owed ? std::min<clock_type::duration>(tick, ack_grace) : tick);
     co_await t.watchdog.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (t.running == 0 || t.ended) continue;
+    if (ack_owed) {
+      ack_owed = false;
+      if (t.up.bytes() == 0 && upstream.is_open()) {
+        const int one = 1;  // sends a scheduled ACK now (tcp(7), TCP_QUICKACK)
+        (void)::setsockopt(upstream.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+      }
+    }
     if (!client.is_open() || !upstream.is_open()) {
       t.finish(relay_end::closed);
     } else if (clock_type::now() - t.last_activity >= idle) {

@@ -47,6 +47,11 @@ struct relay_result {
 // and 1.25 * `idle` after the last byte.
 // Precondition: idle > 0.
 //
+// With first_up empty, the upstream's handshake ACK may still be pending
+// (connect_endpoints() dials with quick-ACK off so that it rides on the
+// first bytes): if no byte has gone up after ack_grace, the relay sends it
+// on its own, so a server that speaks first (SMTP, SSH) waits at most that.
+//
 // bw (optional, shared with other tunnels of the same rule, thread-safe):
 // each direction takes at most what the limiter grants per step and waits
 // for budget otherwise; splice stays zero-copy.
@@ -57,6 +62,8 @@ struct relay_result {
 //
 // SIGPIPE: splice(2) into a reset socket raises it; pipe_pool's constructor
 // sets it to SIG_IGN unless the program installed a disposition of its own.
+inline constexpr std::chrono::milliseconds ack_grace{5};
+
 boost::asio::awaitable<relay_result> relay(boost::asio::ip::tcp::socket& client,
                                            boost::asio::ip::tcp::socket& upstream,
                                            std::string_view first_up,

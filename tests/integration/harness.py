@@ -1076,8 +1076,11 @@ class HttpOrigin(_ServerBase):
 class TcpSink(_ServerBase):
     """Raw TCP server. mode: 'sink' (reads, never answers), 'echo' (echoes,
     half-closes after the client's EOF), 'hash' (reads to EOF, then answers
-    the sha256 hex of everything and closes). Records .data_hashes per
+    the sha256 hex of everything and closes), 'banner' (speaks first: sends
+    BANNER as soon as it has accepted, then echoes). Records .data_hashes per
     connection (sha256 of what it received) and .bytes_received."""
+
+    BANNER = b"220 egressd-test ready\r\n"
 
     def __init__(self, mode="sink"):
         self.mode = mode
@@ -1086,6 +1089,8 @@ class TcpSink(_ServerBase):
 
     def serve(self, c, cid):
         c.settimeout(120)
+        if self.mode == "banner":
+            c.sendall(self.BANNER)
         h = hashlib.sha256()
         n = 0
         while True:
@@ -1098,7 +1103,7 @@ class TcpSink(_ServerBase):
             n += len(data)
             h.update(data)
             self._count(data)
-            if self.mode == "echo":
+            if self.mode in ("echo", "banner"):
                 c.sendall(data)
         with self.lock:
             self.received[cid] = (n, h.hexdigest())

@@ -32,12 +32,13 @@ class Connect(EgressdTestCase):
         cls.tls_sink = cls.own(TcpSink("sink"))            # never answers; on a tls_port
         cls.echo = cls.own(TcpSink("echo"))                # plain TCP, not a tls_port
         cls.hashsink = cls.own(TcpSink("hash"))
+        cls.banner = cls.own(TcpSink("banner"))            # speaks first (SMTP-like)
         T, K, E, H = cls.tls.port, cls.tls_sink.port, cls.echo.port, cls.hashsink.port
-        cls.T, cls.K, cls.E, cls.H = T, K, E, H
+        cls.T, cls.K, cls.E, cls.H, cls.B = T, K, E, H, cls.banner.port
         for n in ("allowed.test", "other.test", "tls.test"):
             cls.dns.add(n, a=["127.0.0.1"])
         rules = f"""
-allow allowed.test ports={T},{K},{E},{H}
+allow allowed.test ports={T},{K},{E},{H},{cls.B}
 allow other.test ports={T},{K}
 """
         cls.e = cls.own(Egressd(base_config(rules, tls_ports=[443, T, K]), dns=cls.dns)).start()
@@ -250,6 +251,26 @@ allow other.test ports={T},{K}
             self.assertEqual(bs.read_exact(18), b"GET / HTTP/1.1\r\n\r\n")
         finally:
             s.close()
+
+    def test_server_speaks_first_without_delay(self):
+        # egressd dials with quick-ACK off so that the handshake's last ACK
+        # rides on the first bytes it sends up; the server only accepts (and
+        # speaks) once that ACK arrives. A client that waits for the server's
+        # banner sends nothing, so the relay must send the ACK alone within
+        # its grace (5 ms) -- not after the kernel's 200 ms delayed-ACK timer.
+        waits = []
+        for _ in range(5):
+            s, bs = self.tunnel(f"allowed.test:{self.B}")
+            try:
+                t0 = time.monotonic()
+                self.assertEqual(bs.read_exact(len(TcpSink.BANNER)), TcpSink.BANNER)
+                waits.append(time.monotonic() - t0)
+                s.sendall(b"EHLO agent\r\n")  # and the tunnel works both ways after it
+                self.assertEqual(bs.read_exact(12), b"EHLO agent\r\n")
+            finally:
+                s.close()
+        waits.sort()
+        self.assertLess(waits[2], 0.1, f"banner waits (s): {waits}")
 
     def test_half_close_relayed(self):
         # Client sends, half-closes; the server answers after seeing EOF.
