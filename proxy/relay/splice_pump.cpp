@@ -25,6 +25,7 @@ splice_pump::~splice_pump() {
 
 splice_pump::status splice_pump::step(int src_fd, int dst_fd, size_t budget) {
   size_t moved = 0;
+  bool drained = false;  // the source said EAGAIN after the bytes now held
   for (;;) {
     if (held_bytes() != 0) {
       switch (flush(dst_fd, moved)) {
@@ -38,8 +39,10 @@ splice_pump::status splice_pump::step(int src_fd, int dst_fd, size_t budget) {
       drop();
       return status::eof;
     }
-    if (moved >= budget) {
-      // Yield: the caller re-arms readiness, so other tunnels get a turn.
+    if (drained || moved >= budget) {
+      // Drained, or yield: the caller waits for readiness (Asio re-arms the
+      // descriptor for every wait, so bytes that arrived meanwhile are seen),
+      // and other tunnels get a turn.
       drop();
       return status::need_read;
     }
@@ -56,6 +59,20 @@ splice_pump::status splice_pump::step(int src_fd, int dst_fd, size_t budget) {
         drop();
         return status::need_read;
       case io::error: return status::src_error;
+    }
+    // A small burst: look once more before delivering it. A FIN right behind
+    // the bytes then leaves in the same segment as they do (flush() corks
+    // them and the caller's shutdown() sends both), and a drained source is
+    // known without one more read after the flush. (An EAGAIN here could in
+    // theory mean a pipe full of tiny segments; the caller's wait then simply
+    // completes at once.)
+    if (!src_eof_ && pipe_.valid() && pipe_.pending < readahead_limit && pipe_.pending < budget - moved) {
+      switch (fill(src_fd, budget - moved - pipe_.pending)) {
+        case io::progress: break;
+        case io::eof: src_eof_ = true; break;
+        case io::again: drained = true; break;
+        case io::error: return status::src_error;
+      }
     }
   }
 }
@@ -114,9 +131,11 @@ splice_pump::io splice_pump::flush(int dst_fd, size_t& moved) {
   while (held_bytes() != 0) {
     ssize_t n;
     if (pipe_.valid()) {
-      n = ::splice(pipe_.rd, nullptr, dst_fd, nullptr, pipe_.pending, splice_flags);
+      // Source at EOF: cork the last bytes, the caller's shutdown() pushes them with the FIN.
+      n = ::splice(pipe_.rd, nullptr, dst_fd, nullptr, pipe_.pending, splice_flags | (src_eof_ ? SPLICE_F_MORE : 0));
     } else {
-      n = ::send(dst_fd, buffer_.get() + buffer_off_, buffer_len_ - buffer_off_, MSG_NOSIGNAL);
+      n = ::send(dst_fd, buffer_.get() + buffer_off_, buffer_len_ - buffer_off_,
+                 MSG_NOSIGNAL | (src_eof_ ? MSG_MORE : 0));
     }
     if (n > 0) {
       if (pipe_.valid()) {

@@ -26,10 +26,17 @@ class splice_pump {
     need_read,   // source drained (EAGAIN with nothing held) or turn budget
                  // used up; nothing held. Wait until the source is readable.
     need_write,  // destination full with bytes still held. Wait for writable.
-    eof,         // source sent FIN and everything was delivered; nothing held
+    eof,         // source sent FIN and everything was delivered; nothing held.
+                 // The last bytes may be corked (MSG_MORE): the caller
+                 // shuts the destination down next, which sends them with
+                 // the FIN in one segment.
     src_error,   // error() holds errno from the source side
     dst_error,   // error() holds errno from the destination side
   };
+
+  // A burst smaller than this is followed by one more read before it is
+  // delivered (see step()).
+  static constexpr size_t readahead_limit = 4 * 1024;
 
   // Size of the copy buffer used for a burst when no pipe can be made.
   static constexpr size_t copy_buffer_size = 16 * 1024;
