@@ -3,6 +3,7 @@
 // std::threads (or coroutines on the same io_context for the many-tunnels
 // case).
 #include <malloc.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -125,6 +126,49 @@ TEST_F(relay_tunnel, half_close_then_reply) {
   EXPECT_EQ(client_got.bytes, down);
   EXPECT_TRUE(client_got.matches);
   EXPECT_EQ(client_got.end_errno, 0);
+}
+
+// glibc's struct tcp_info stops before the segment counters; the kernel's
+// (linux/tcp.h, which clashes with glibc's header) continues like this.
+struct tcp_info_segs {
+  tcp_info base;
+  uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+  uint32_t segs_out, segs_in;
+};
+static_assert(offsetof(tcp_info_segs, segs_out) == 136, "tcpi_segs_out offset (linux/tcp.h)");
+
+uint32_t segments_sent(const tcp::socket& s) {
+  tcp_info_segs info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(const_cast<tcp::socket&>(s).native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return 0;
+  if (len < offsetof(tcp_info_segs, segs_in)) return 0;
+  return info.segs_out;
+}
+
+// A short reply with the FIN right behind it (a "Connection: close" answer)
+// reaches the client as one segment, not as the data and then a bare FIN.
+TEST_F(relay_tunnel, short_reply_and_fin_leave_in_one_segment) {
+  auto c = lo.make_pair();
+  auto u = lo.make_pair();
+  const std::string reply(244, 'r');
+  // Everything is queued before the relay runs: the client has half-closed
+  // (its FIN is acknowledged now, not during the relay), the upstream has
+  // answered and closed.
+  ASSERT_EQ(::shutdown(c.peer.get(), SHUT_WR), 0);
+  ASSERT_EQ(::send(u.peer.get(), reply.data(), reply.size(), 0), static_cast<ssize_t>(reply.size()));
+  ASSERT_EQ(::shutdown(u.peer.get(), SHUT_WR), 0);
+  std::this_thread::sleep_for(20ms);
+  const uint32_t before = segments_sent(c.relay_side);
+  spawn_relay(io, c, u, {}, {}, 30s, pool, result);
+  run();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->end, relay_end::done);
+  EXPECT_EQ(result->bytes_down, reply.size());
+  EXPECT_EQ(segments_sent(c.relay_side) - before, 1u) << "the reply and the FIN went as separate segments";
+  std::string got(512, '\0');
+  ssize_t n = ::recv(c.peer.get(), got.data(), got.size(), MSG_WAITALL);
+  EXPECT_EQ(n, static_cast<ssize_t>(reply.size()));
+  EXPECT_EQ(got.substr(0, reply.size()), reply);
 }
 
 TEST_F(relay_tunnel, upstream_reset_closes_client) {
