@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config ccache
   libboost-dev libssl-dev libc-ares-dev libre2-dev libspdlog-dev libfmt-dev
-  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libcli11-dev libgoogle-perftools-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-yaml curl openssl iproute2 iptables netcat-openbsd util-linux
 )
 if [ "${1:-}" = "--bench" ]; then
