@@ -415,10 +415,15 @@ measure_bulk() {
 }
 
 # measure_cycles PROXY ADDR [CONNECT-TARGET]
+# measure_cycles PROXY ADDR [TUNNEL]: CONNECT TUNNEL + GET + close cycles
+# (row d). Without TUNNEL: connect + GET + close to ADDR itself (direct, and
+# HAProxy's spliced TCP relay as the reference row "dr", with RELAY=1).
 measure_cycles() {
-  local proxy=$1 addr=$2 tunnel=${3:-} out rate done s2xx errors
+  local proxy=$1 addr=$2 tunnel=${3:-} out rate done s2xx errors key=d
+  [ "${RELAY:-0}" = 1 ] && key=dr
   local args=(-m connect -a "$addr" -H "$ORIGIN" -c $CONNS_CONNECT -d "$RUN_S")
   [ -n "$tunnel" ] && args+=(-T "$tunnel")
+  [ "$key" = dr ] && args=(-m close -a "$addr" -r / -H "$ORIGIN" -c $CONNS_CONNECT -d "$RUN_S")
   local mark c0=0 c1=0
   mark=$(cpu0_mark)
   [ -n "${PROXY_PID_FOR_CYCLES:-}" ] && c0=$(cpu_ticks "$PROXY_PID_FOR_CYCLES")
@@ -427,15 +432,16 @@ measure_cycles() {
   perf_stop
   printf '%s\n' "$out" >> "$TMP/logs/loadgen.out"
   [ -n "${PROXY_PID_FOR_CYCLES:-}" ] && c1=$(cpu_ticks "$PROXY_PID_FOR_CYCLES")
-  cpu0_check "$proxy" d "$mark" "$((c1 - c0))"
+  cpu0_check "$proxy" "$key" "$mark" "$((c1 - c0))"
   rate=$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$out")
   done=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
   s2xx=$(sed -n 's/.* s2xx=\([0-9]*\).*/\1/p' <<<"$out")
   errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out")
-  if [ -z "$rate" ] || [ "${s2xx:-0}" = 0 ]; then note "$proxy: d: no cycle completed ($out)"; return 0; fi
-  add "$proxy" d_cps "$(calc "$rate * $s2xx / $done")"
-  [ "$s2xx" -lt "$done" ] && count_note "$proxy: d" "cycles that did not end in 200" "$((done - s2xx)) of $done"
-  [ "${errors:-0}" -gt 0 ] && count_note "$proxy: d" "connection errors" "$errors"
+  if [ -z "$rate" ] || [ "${s2xx:-0}" = 0 ]; then note "$proxy: $key: no cycle completed ($out)"; return 0; fi
+  add "$proxy" "${key}_cps" "$(calc "$rate * $s2xx / $done")"
+  [ -n "${PROXY_PID_FOR_CYCLES:-}" ] && add "$proxy" "${key}_cpu" "$(calc "($c1 - $c0) / $CLK_TCK * 1e6 / $done")"
+  [ "$s2xx" -lt "$done" ] && count_note "$proxy: $key" "cycles that did not end in 200" "$((done - s2xx)) of $done"
+  [ "${errors:-0}" -gt 0 ] && count_note "$proxy: $key" "connection errors" "$errors"
   return 0
 }
 
@@ -664,6 +670,7 @@ run_haproxy() {
     measure_http haproxy b "$PROXY_PID" "$PROXY_ADDR" "http://$ORIGIN/" "$ORIGIN"
     measure_bulk haproxy c "$PROXY_PID" --resolve "$ALLOWED:$HA_PLAIN:127.0.0.1" "http://$ALLOWED:$HA_PLAIN/big"
     measure_bulk haproxy ct "$PROXY_PID" -k --resolve "$ALLOWED:$HA_TLS:127.0.0.1" "https://$ALLOWED:$HA_TLS/big"
+    PROXY_PID_FOR_CYCLES=$PROXY_PID RELAY=1 measure_cycles haproxy "127.0.0.1:$HA_PLAIN"
     measure_http haproxy f "$PROXY_PID" "$PROXY_ADDR" "http://$DENIED:$OPORT/" "$DENIED:$OPORT"
     truncate_logs
   done
@@ -745,6 +752,9 @@ ROWS=(
   "ct_mbs|c. tunnel MB/s, TLS inside|int|dhste"
   "ct_cpu|c. proxy CPU s/GB, TLS inside|f2|hste"
   "d_cps|d. CONNECT+GET+close cycles/s|int|dste"
+  "d_cpu|d. proxy CPU µs/cycle|f1|ste"
+  "dr_cps|d. (reference) TCP relay, connect+GET+close cycles/s|int|h"
+  "dr_cpu|d. (reference) TCP relay CPU µs/cycle|f1|h"
   "e_kib|e. KiB RSS per idle tunnel|f1|ste"
   "f_rps|f. denied req/s (403, keep-alive)|int|dhste"
   "f_cpu|f. proxy CPU µs/req|f1|hste"
