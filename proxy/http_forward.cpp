@@ -19,6 +19,7 @@
 #include "proxy/inspect/chunked_prefix.hpp"
 #include "proxy/session_impl.hpp"
 #include "proxy/upstream.hpp"
+#include "proxy/write_now.hpp"
 
 namespace egressd::proxy {
 
@@ -44,7 +45,7 @@ awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf
   bool head_pending = !head.empty();
   if (head_pending && !p.is_done() && in_buf.size() == 0) {
     out.expires_after(idle);
-    co_await net::async_write(out, net::buffer(head), net::redirect_error(use_awaitable, ec));
+    co_await write_now(out, net::buffer(head), ec);
     if (ec) co_return body_end::write_error;
     head_pending = false;
   }
@@ -101,8 +102,7 @@ awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf
     if (done && chunked) parts[n++] = net::buffer("0\r\n\r\n", 5);
     if (n) {
       out.expires_after(idle);
-      co_await net::async_write(out, std::span<const net::const_buffer>(parts.data(), n),
-                                net::redirect_error(use_awaitable, ec));
+      co_await write_now(out, std::span<const net::const_buffer>(parts.data(), n), ec);
       if (ec) co_return body_end::write_error;
     }
     head_pending = false;
@@ -259,7 +259,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       expect_continue = false;
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
       client_.expires_after(snap_->timeout.header);
-      co_await net::async_write(client_, net::buffer(cont), net::redirect_error(use_awaitable, ec));
+      co_await write_now(client_, net::buffer(cont), ec);
       if (ec) co_return false;
     }
 
@@ -308,7 +308,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       write_response_head(rp->get(), conn_header::none, false, interim);
       // (The watcher, if any, only waits for readability: writing is fine.)
       client_.expires_after(snap_->timeout.idle);
-      co_await net::async_write(client_, net::buffer(interim), net::redirect_error(use_awaitable, ec));
+      co_await write_now(client_, net::buffer(interim), ec);
       if (ec) break;
     }
     if (cw.running) {
@@ -345,7 +345,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     head_.clear();
     write_response_head(res, conn_header::upgrade, false, head_);
     client_.expires_after(snap_->timeout.idle);
-    co_await net::async_write(client_, net::buffer(head_), net::redirect_error(use_awaitable, ec));
+    co_await write_now(client_, net::buffer(head_), ec);
     if (ec) {
       finish(rec);
       co_return false;

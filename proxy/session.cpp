@@ -11,6 +11,7 @@
 #include "proxy/server.hpp"
 #include "proxy/session_impl.hpp"
 #include "proxy/upstream.hpp"
+#include "proxy/write_now.hpp"
 
 namespace egressd::proxy {
 
@@ -309,7 +310,7 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
   rec.reason = r;
   error_code ec;
   client_.expires_after(snap_->timeout.header);
-  co_await net::async_write(client_, net::buffer(resp), net::redirect_error(use_awaitable, ec));
+  co_await write_now(client_, net::buffer(resp), ec);
   finish(rec);
 }
 
@@ -354,7 +355,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
   error_code ec;
   client_.expires_after(snap_->timeout.header);
-  co_await net::async_write(client_, net::buffer(established), net::redirect_error(use_awaitable, ec));
+  co_await write_now(client_, net::buffer(established), ec);
   if (ec) {
     rec.reason = reason::client_closed;
     finish(rec);
@@ -424,7 +425,7 @@ awaitable<dial_result> session::dial_tunnel(const verdict& v, uint16_t port, bea
   std::string req = fmt::format("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", authority);
   error_code ec;
   up.expires_after(snap_->timeout.connect);
-  co_await net::async_write(up, net::buffer(req), net::redirect_error(use_awaitable, ec));
+  co_await write_now(up, net::buffer(req), ec);
   http::response_parser<http::empty_body> rp;
   rp.header_limit(16 * 1024);
   if (!ec) co_await http::async_read_header(up, ubuf_, rp, net::redirect_error(use_awaitable, ec));

@@ -4,12 +4,14 @@ absolute form is sent to the host of its request target, and the Host header
 is replaced with it"; hop-by-hop and Proxy-* removed; no X-Forwarded-For;
 keep-alive; bodies streamed both ways; SSE; Upgrade relayed after a 101)."""
 
+import fcntl
 import http.client
 import json
 import os
 import socket
 import sys
 import tempfile
+import termios
 import threading
 import time
 import urllib.request
@@ -336,6 +338,37 @@ class HttpForward(EgressdTestCase):
         self.assertEqual(st, 200, p.stderr)
         self.assertEqual(len(body), n)
         self.assertEqual(sha256(body), sha256(gen_bytes(n)))
+
+    def test_download_to_a_slow_reader(self):
+        # The client reads nothing for a while: egressd's writes find the
+        # socket full, and what the kernel did not take must still arrive,
+        # whole and in order (the timed slow path after the direct send).
+        for chunked in ("0", "1"):
+            n = 16 * MiB + 3  # more than loopback's socket buffers hold unread
+            s = connect_proxy(self.e)
+            try:
+                s.sendall(f"GET {self.base}/bytes?n={n}&chunked={chunked} HTTP/1.1\r\n"
+                          f"Host: {self.base[len('http://'):]}\r\nConnection: close\r\n\r\n".encode())
+                # Unread bytes pile up until both socket buffers are full:
+                # then egressd's direct send found EAGAIN and the rest waits
+                # in the slow path. Wait for that stall (bounded).
+                queued, steady_since, deadline = -1, time.monotonic(), time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    q = int.from_bytes(fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0\0\0\0"), "little")
+                    if q != queued:
+                        queued, steady_since = q, time.monotonic()
+                    elif q > 0 and time.monotonic() - steady_since > 0.3:
+                        break
+                    time.sleep(0.05)
+                self.assertGreater(queued, 0)
+                self.assertLess(queued, n, "the whole body fit in the socket buffers: nothing was left to send later")
+                r = read_response(BufferedSocket(s))
+            finally:
+                s.close()
+            self.assertIsNotNone(r)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(len(r.body), n)
+            self.assertEqual(sha256(r.body), sha256(gen_bytes(n)))
 
     def test_download_5mib_chunked(self):
         n = 5 * MiB + 17
