@@ -1,5 +1,8 @@
 #include "proxy/session.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -17,25 +20,25 @@ namespace egressd::proxy {
 
 using acl::reason;
 
-awaitable<void> run_session(tcp::socket client, listener_info info, worker& w) {
+awaitable<void> run_session(tcp::socket client, tcp::endpoint peer, listener_info info, worker& w) {
   std::optional<tunnel_job> job;
   {
-    session s(std::move(client), info, w);
+    session s(std::move(client), peer, info, w);
     co_await s.run();
     job = s.take_job();
   }  // the session, its buffers and its callees' frames are gone here
   if (job) co_await run_tunnel_job(*job, w);
 }
 
-session::session(tcp::socket s, listener_info info, worker& w)
+// peer: the address accept() returned (no getpeername per connection).
+session::session(tcp::socket s, const tcp::endpoint& peer, listener_info info, worker& w)
     : w_(w), snap_(w.snapshot()), limits_(w.limits()), info_(info), client_(std::move(s)) {
   error_code ec;
-  auto peer = client_.socket().remote_endpoint(ec);
-  if (!ec) {
+  if (peer.port() != 0 || !peer.address().is_unspecified()) {
     client_ip_ = to_acl_address(peer.address()).unmapped();
     client_ip_str_ = client_ip_.to_string();
-    client_str_ = client_ip_.is_v4() ? fmt::format("{}:{}", client_ip_.to_string(), peer.port())
-                                     : fmt::format("[{}]:{}", client_ip_.to_string(), peer.port());
+    client_str_ = client_ip_.is_v4() ? fmt::format("{}:{}", client_ip_str_, peer.port())
+                                     : fmt::format("[{}]:{}", client_ip_str_, peer.port());
   }
   client_.socket().set_option(tcp::no_delay(true), ec);
   find_group();
@@ -169,11 +172,27 @@ awaitable<session::head_status> session::read_head(size_t* head_len, bool first)
       std::string_view v(data, size);
       co_return v.find('\n') == std::string_view::npos ? head_status::uri_too_long : head_status::too_large;
     }
-    client_.expires_after(size == 0 && !first ? snap_->timeout.idle : snap_->timeout.header);
-    error_code ec;
     // Small first reads: an idle keep-alive connection or tunnel keeps this
     // buffer's capacity, so it starts at 2 KiB and grows only for big heads.
     size_t want = std::min<size_t>(limit + 1 - size, std::max<size_t>(2048, cbuf_.capacity() - size));
+    if (first && size == 0) {
+      // A new connection's first request is usually here already (clients
+      // write it as soon as connect() returns): take it without arming the
+      // stream's timer and an asynchronous read. Later reads on a kept-alive
+      // connection would mostly find nothing yet, so they go the usual way.
+      const auto b = cbuf_.prepare(want);
+      ssize_t got;
+      do {
+        got = ::recv(client_.socket().native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+      } while (got < 0 && errno == EINTR);
+      if (got > 0) {
+        cbuf_.commit(static_cast<size_t>(got));
+        continue;
+      }
+      if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) co_return head_status::closed;
+    }
+    client_.expires_after(size == 0 && !first ? snap_->timeout.idle : snap_->timeout.header);
+    error_code ec;
     size_t n = co_await client_.async_read_some(cbuf_.prepare(want), net::redirect_error(use_awaitable, ec));
     cbuf_.commit(n);
     if (ec) co_return head_status::closed;

@@ -8,6 +8,6 @@
 
 namespace egressd::proxy {
 
-awaitable<void> run_session(tcp::socket client, listener_info info, worker& w);
+awaitable<void> run_session(tcp::socket client, tcp::endpoint peer, listener_info info, worker& w);
 
 }  // namespace egressd::proxy

@@ -72,7 +72,7 @@ awaitable<void> run_tunnel_job(tunnel_job& job, worker& w);
 
 class session {
  public:
-  session(tcp::socket s, listener_info info, worker& w);
+  session(tcp::socket s, const tcp::endpoint& peer, listener_info info, worker& w);
   ~session();
   awaitable<void> run();
   // The tunnel this session handed off, if it ended in one.

@@ -146,8 +146,9 @@ void worker::unregister_conn(conn_entry& c) {
 awaitable<void> worker::accept_loop(tcp::acceptor& a, listener_info info) {
   for (;;) {
     tcp::socket s(io_);
+    tcp::endpoint peer;
     error_code ec;
-    co_await a.async_accept(s, net::redirect_error(use_awaitable, ec));
+    co_await a.async_accept(s, peer, net::redirect_error(use_awaitable, ec));
     if (ec) {
       if (!a.is_open() || ec == net::error::operation_aborted) co_return;
       // EMFILE/ENFILE and friends: back off briefly instead of spinning.
@@ -160,7 +161,7 @@ awaitable<void> worker::accept_loop(tcp::acceptor& a, listener_info info) {
       s.close(ec);
       continue;
     }
-    net::co_spawn(io_, run_session(std::move(s), info, *this), [this](std::exception_ptr e) {
+    net::co_spawn(io_, run_session(std::move(s), peer, info, *this), [this](std::exception_ptr e) {
       srv_.release();
       if (e) {
         try {
