@@ -379,22 +379,25 @@ class DnsServer:
     ignored. Every query is recorded as (name-lower-case, type, transport).
     """
 
-    def __init__(self):
+    def __init__(self, addr="127.0.0.1", port=0):
+        """port=0: a free port (the same number for UDP and TCP) on addr."""
         self.lock = threading.Lock()
         self.zone = {}
         self.queries = []
         self.closed = False
-        for _ in range(50):
+        for _ in range(50 if port == 0 else 1):
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
+            udp.bind((addr, port))
+            bound = udp.getsockname()[1]
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                tcp.bind(("127.0.0.1", port))
+                tcp.bind((addr, bound))
             except OSError:
                 udp.close()
                 tcp.close()
+                if port:
+                    raise
                 continue
             break
         else:
@@ -402,7 +405,7 @@ class DnsServer:
         tcp.listen(16)
         udp.settimeout(0.2)
         tcp.settimeout(0.2)
-        self.udp, self.tcp, self.port = udp, tcp, port
+        self.udp, self.tcp, self.addr, self.port = udp, tcp, addr, bound
         self.threads = [threading.Thread(target=self._udp_loop, daemon=True),
                         threading.Thread(target=self._tcp_loop, daemon=True)]
         for t in self.threads:
@@ -410,7 +413,7 @@ class DnsServer:
 
     @property
     def address(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.addr}:{self.port}"
 
     @staticmethod
     def norm(name):
@@ -809,6 +812,96 @@ def assert_denied(test, r, status, reason, name=None):
     test.assertNotIn("\n", line, f"body is more than one line: {text!r}")
     if name is not None:
         test.assertIn(name.lower(), line.lower(), f"body does not name {name}: {text!r}")
+
+
+# --------------------------------------------------------------------------
+# Clients with a chosen source address (Linux routes all of 127/8 to lo)
+
+
+def source_bindable(addr):
+    """True if a socket can be bound to addr."""
+    try:
+        with socket.socket() as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
+
+
+def connect_from(port, source=None, timeout=DEFAULT_TIMEOUT):
+    """A TCP connection to 127.0.0.1:port, bound to `source` (an address in
+    127/8) when given."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def request_bytes(method, target, host, headers=(), body=b"", close=True, version="HTTP/1.1"):
+    """A request head (+ body). `target` is written as given (origin or absolute form);
+    host=None leaves out the Host header."""
+    lines = [f"{method} {target} {version}"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    lines += [f"{k}: {v}" for k, v in headers]
+    if (body or method in ("POST", "PUT")) and \
+            not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
+        lines.append(f"Content-Length: {len(body)}")
+    if close and not any(k.lower() == "connection" for k, _ in headers):
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def request_head(method, url, headers=(), body=b"", close=True, absolute=True):
+    """request_bytes for a URL: absolute form (to a proxy) or origin form."""
+    u = urllib.parse.urlsplit(url)
+    target = url if absolute else (u.path or "/") + (f"?{u.query}" if u.query else "")
+    return request_bytes(method, target, u.netloc, headers, body, close)
+
+
+def exchange(port, data, method="GET", source=None, timeout=DEFAULT_TIMEOUT):
+    """Send bytes on a new connection, read one response. Returns Response or
+    None when the server closed without one."""
+    s = connect_from(port, source, timeout)
+    with contextlib.closing(s):
+        s.sendall(data)
+        try:
+            return read_response(BufferedSocket(s), method)
+        except (ConnectionResetError, EOFError):
+            return None
+
+
+def proxy_get(port, url, method="GET", body=b"", headers=(), source=None, timeout=DEFAULT_TIMEOUT):
+    """One absolute-form request through an explicit proxy listener on a new
+    connection from `source`; the Response, or None if closed without one."""
+    return exchange(port, request_head(method, url, headers, body), method, source, timeout)
+
+
+def connect_via(port, authority, source=None, timeout=DEFAULT_TIMEOUT):
+    """CONNECT through an explicit proxy listener from `source`. Returns
+    (Response or None, sock, bs); on 200 the socket is the tunnel."""
+    s = connect_from(port, source, timeout)
+    s.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("latin-1"))
+    bs = BufferedSocket(s)
+    try:
+        r = read_response(bs, "CONNECT")
+    except (ConnectionResetError, EOFError):
+        r = None
+    return r, s, bs
+
+
+def echo_roundtrip(sock, bs, payload, timeout=10.0):
+    """Send payload to an echo server (through a tunnel) and read it back."""
+    sock.sendall(payload)
+    deadline = time.monotonic() + timeout
+    while len(bs.buf) < len(payload):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"echo: got {len(bs.buf)} of {len(payload)} bytes")
+        if not bs.fill():
+            break
+    got = bytes(bs.buf[:len(payload)])
+    del bs.buf[:len(payload)]
+    return got
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Helpers for the issue-3 integration tests (limits, metrics, anomalies):
-requests from a chosen loopback source address, the admin endpoint, and a
-Prometheus text-format parser. Built on harness.py, which it does not change.
+"""Helpers for the integration tests of limits, metrics and anomalies: the
+admin endpoint, a Prometheus text-format parser, access-log selections.
+Clients (from a chosen loopback source address too) live in harness.py.
 """
 
 import contextlib
@@ -9,78 +9,9 @@ import os
 import re
 import socket
 import sys
-import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DEFAULT_TIMEOUT, BufferedSocket, read_response,  # noqa: E402
-                     wait_until)
-
-
-# --------------------------------------------------------------------------
-# Clients with a chosen source address (Linux routes all of 127/8 to lo)
-
-
-def connect_from(port, source=None, timeout=DEFAULT_TIMEOUT):
-    """A TCP connection to 127.0.0.1:port, bound to `source` (an address in
-    127/8) when given."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                 source_address=(source, 0) if source else None)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def request_head(method, url, headers=(), body=b"", close=True, absolute=True):
-    u = urllib.parse.urlsplit(url)
-    target = url if absolute else (u.path or "/") + (f"?{u.query}" if u.query else "")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {u.netloc}"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    if (body or method in ("POST", "PUT")) and \
-            not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
-        lines.append(f"Content-Length: {len(body)}")
-    if close and not any(k.lower() == "connection" for k, _ in headers):
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def http_via(proxy_port, url, method="GET", body=b"", headers=(), source=None,
-             timeout=DEFAULT_TIMEOUT):
-    """One absolute-form request through the proxy on a new connection from
-    `source`; returns the Response (None if the proxy closed without one)."""
-    s = connect_from(proxy_port, source, timeout)
-    with contextlib.closing(s):
-        s.sendall(request_head(method, url, headers, body))
-        try:
-            return read_response(BufferedSocket(s), method)
-        except (ConnectionResetError, EOFError):
-            return None
-
-
-def connect_via(proxy_port, authority, source=None, timeout=DEFAULT_TIMEOUT):
-    """CONNECT authority through the proxy from `source`. Returns
-    (Response or None, sock, bs); on 200 the socket is the tunnel."""
-    s = connect_from(proxy_port, source, timeout)
-    s.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("latin-1"))
-    bs = BufferedSocket(s)
-    try:
-        r = read_response(bs, "CONNECT")
-    except (ConnectionResetError, EOFError):
-        r = None
-    return r, s, bs
-
-
-def echo_roundtrip(sock, bs, payload, timeout=10.0):
-    """Send payload through a tunnel to an echo server and read it back."""
-    sock.sendall(payload)
-    deadline = time.monotonic() + timeout
-    while len(bs.buf) < len(payload):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"echo: got {len(bs.buf)} of {len(payload)} bytes")
-        if not bs.fill():
-            break
-    got = bytes(bs.buf[:len(payload)])
-    del bs.buf[:len(payload)]
-    return got
+from harness import DEFAULT_TIMEOUT, BufferedSocket, read_response, wait_until  # noqa: E402
 
 
 def retry_after_ok(r):

@@ -1,7 +1,7 @@
 """Helpers for the integration tests of the listener modes and policy modes
 (transparent sni/http listeners, forwards, upstream_proxy, mode report,
-client groups, SIGHUP reload, SIGUSR1 log reopen). Built on harness.py, which
-it does not change.
+client groups, SIGHUP reload, SIGUSR1 log reopen). Clients live in
+harness.py.
 """
 
 import contextlib
@@ -11,116 +11,16 @@ import signal
 import socket
 import ssl
 import sys
-import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DEFAULT_TIMEOUT, BufferedSocket, TlsClient, port_listening,  # noqa: E402
-                     read_response, wait_until)
-
-
-def source_bindable(addr):
-    """True if a socket can be bound to addr (Linux routes all of 127/8 to lo)."""
-    try:
-        with socket.socket() as s:
-            s.bind((addr, 0))
-        return True
-    except OSError:
-        return False
-
-
-def connect_from(port, source=None, timeout=DEFAULT_TIMEOUT):
-    """A TCP connection to 127.0.0.1:port, from `source` (an address in 127/8)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                 source_address=(source, 0) if source else None)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
+from harness import (DEFAULT_TIMEOUT, BufferedSocket, TlsClient, connect_from,  # noqa: E402
+                     port_listening, read_response, wait_until)
 
 
 def wait_listening(*ports, timeout=10.0):
     """Every port is in LISTEN state (the harness only waits for the first listener)."""
     for p in ports:
         wait_until(lambda: port_listening(p), timeout, what=f"a listener on port {p}")
-
-
-def request_bytes(method, target, host, headers=(), body=b"", close=True, version="HTTP/1.1"):
-    """A request head (+ body). `target` is written as given (origin or absolute form);
-    host=None leaves out the Host header."""
-    lines = [f"{method} {target} {version}"]
-    if host is not None:
-        lines.append(f"Host: {host}")
-    lines += [f"{k}: {v}" for k, v in headers]
-    if (body or method in ("POST", "PUT")) and \
-            not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
-        lines.append(f"Content-Length: {len(body)}")
-    if close and not any(k.lower() == "connection" for k, _ in headers):
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def exchange(port, data, method="GET", source=None, timeout=DEFAULT_TIMEOUT):
-    """Send bytes on a new connection, read one response. Returns Response or
-    None when egressd closed without one."""
-    s = connect_from(port, source, timeout)
-    with contextlib.closing(s):
-        s.sendall(data)
-        try:
-            return read_response(BufferedSocket(s), method)
-        except (ConnectionResetError, EOFError):
-            return None
-
-
-def proxy_get(port, url, method="GET", body=b"", headers=(), source=None, timeout=DEFAULT_TIMEOUT):
-    """An absolute-form request through an explicit proxy listener."""
-    u = urllib.parse.urlsplit(url)
-    return exchange(port, request_bytes(method, url, u.netloc, headers, body), method, source, timeout)
-
-
-def connect_via(port, authority, source=None, timeout=DEFAULT_TIMEOUT):
-    """CONNECT through an explicit proxy listener. Returns (Response|None, sock, bs)."""
-    s = connect_from(port, source, timeout)
-    s.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("latin-1"))
-    bs = BufferedSocket(s)
-    try:
-        r = read_response(bs, "CONNECT")
-    except (ConnectionResetError, EOFError):
-        r = None
-    return r, s, bs
-
-
-def echo_roundtrip(sock, bs, payload, timeout=10.0):
-    """Send payload to an echo server (through a tunnel) and read it back."""
-    sock.sendall(payload)
-    deadline = time.monotonic() + timeout
-    while len(bs.buf) < len(payload):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"echo: got {len(bs.buf)} of {len(payload)} bytes")
-        if not bs.fill():
-            break
-    got = bytes(bs.buf[:len(payload)])
-    del bs.buf[:len(payload)]
-    return got
-
-
-def read_all_until_close(sock, timeout=10.0):
-    """Everything the peer sends until it closes (EOF or reset); fails if it
-    stays open for `timeout` s."""
-    deadline = time.monotonic() + timeout
-    got = bytearray()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"connection still open after {timeout}s (read {bytes(got[:200])!r})")
-        sock.settimeout(left)
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(got)
-        if not data:
-            return bytes(got)
-        got += data
 
 
 def tls_request(port, sni, cafile, raw, source=None, pieces=1, gap=0.0, timeout=DEFAULT_TIMEOUT):

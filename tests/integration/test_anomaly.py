@@ -15,15 +15,15 @@ Scenario notes (what the rules imply, asserted here):
 """
 
 import os
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Egressd, EgressdTestCase, HttpOrigin, TcpSink, assert_denied,  # noqa: E402
-                     base_config, free_port, gen_bytes, main, wait_until)
-from limits_util import (admin_alerts, alert_lines, connect_via, echo_roundtrip,  # noqa: E402
-                         http_via, request_lines, scrape, wait_metrics)
+                     base_config, connect_via, echo_roundtrip, free_port, gen_bytes, main,
+                     proxy_get, source_bindable, wait_until)
+from limits_util import (admin_alerts, alert_lines, request_lines, scrape,  # noqa: E402
+                         wait_metrics)
 
 NORMAL = [("api.openai.test", 2000), ("api.openai.test", 1500), ("scholar.google.test", 500),
           ("arxiv.test", 300), ("api.openai.test", 3000)]
@@ -37,15 +37,6 @@ ANOMALY = "anomaly unique_domains=5 bytes_out=100K error_rate=30% min_requests=5
 
 def hosts_file(names):
     return "".join(f"127.0.0.1 {n}\n" for n in names)
-
-
-def bindable(addr):
-    try:
-        with socket.socket() as s:
-            s.bind((addr, 0))
-        return True
-    except OSError:
-        return False
 
 
 class _Scenario:
@@ -71,7 +62,7 @@ class _Scenario:
     def post(self, host, size, error):
         path = "/status?code=404" if error and not self.ERRORS_ARE_DENIALS else "/upload"
         body = gen_bytes(size, seed=size)
-        r = http_via(self.e.port, f"http://{host}:{self.O}{path}", method="POST", body=body)
+        r = proxy_get(self.e.port, f"http://{host}:{self.O}{path}", method="POST", body=body)
         self.assertIsNotNone(r, f"no response for {host}")
         if not error:
             self.assertEqual(r.status, 200, repr(r))
@@ -206,10 +197,10 @@ class Block(EgressdTestCase):
         cls.e = cls.own(Egressd(conf, files={"hosts": hosts_file(names)})).start()
 
     def test_block(self):
-        a, b = ("127.0.4.1", "127.0.4.2") if bindable("127.0.4.1") and bindable("127.0.4.2") else (None, None)
+        a, b = ("127.0.4.1", "127.0.4.2") if source_bindable("127.0.4.1") and source_bindable("127.0.4.2") else (None, None)
         if a is None:
             self.skipTest("cannot bind 127.0.4.x")
-        get = lambda host, src: http_via(self.e.port, f"http://{host}:{self.O}/echo", source=src)  # noqa: E731
+        get = lambda host, src: proxy_get(self.e.port, f"http://{host}:{self.O}/echo", source=src)  # noqa: E731
         self.assertEqual(get("b1.test", a).status, 200)
         self.assertEqual(get("b2.test", a).status, 200)
         t0 = time.monotonic()
@@ -271,7 +262,7 @@ class OtherAlerts(EgressdTestCase):
 
         def post(size):
             nonlocal n
-            r = http_via(self.e.port, f"http://o.test:{self.O}/upload", method="POST",
+            r = proxy_get(self.e.port, f"http://o.test:{self.O}/upload", method="POST",
                          body=gen_bytes(size, seed=size))
             self.assertEqual(r.status, 200, repr(r))
             n += 1
@@ -329,7 +320,7 @@ class WindowExpiry(EgressdTestCase):
     def visit(self, *hosts):
         n = len(request_lines(self.e)) + len(hosts)
         for h in hosts:
-            self.assertEqual(http_via(self.e.port, f"http://{h}:{self.origin.port}/").status, 200)
+            self.assertEqual(proxy_get(self.e.port, f"http://{h}:{self.origin.port}/").status, 200)
         wait_until(lambda: len(request_lines(self.e)) >= n, 10.0, 0.02, "log lines")
 
     def wait_window_empty(self):
@@ -371,10 +362,10 @@ class AlertsBounded(EgressdTestCase):
 
     def test_alerts_bounded(self):
         srcs = [f"127.0.{7 + i // 250}.{1 + i % 250}" for i in range(self.N)]
-        if not bindable(srcs[-1]):
+        if not source_bindable(srcs[-1]):
             self.skipTest("cannot bind 127.0.x.y")
         for s in srcs:  # one large_outbound alert per client
-            r = http_via(self.e.port, f"http://a.test:{self.origin.port}/upload", method="POST",
+            r = proxy_get(self.e.port, f"http://a.test:{self.origin.port}/upload", method="POST",
                          body=b"xy", source=s)
             self.assertEqual(r.status, 200)
         m = wait_metrics(self.admin_port,

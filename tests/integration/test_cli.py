@@ -4,7 +4,6 @@ errors exit 2, configuration errors exit 1 as `FILE:LINE: what is wrong`,
 --check prints a summary; options later issues implement are refused."""
 
 import os
-import re
 import subprocess
 import sys
 import tempfile

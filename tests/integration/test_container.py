@@ -246,33 +246,6 @@ class Topology:
         self.etc_dirs = []
 
 
-class NsDnsServer(DnsServer):
-    """harness.DnsServer bound to ADDR:53 of the namespace it is created in."""
-
-    def __init__(self, addr, port=53):  # noqa: super().__init__ binds loopback
-        self.lock = threading.Lock()
-        self.zone = {}
-        self.queries = []
-        self.closed = False
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((addr, port))
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((addr, port))
-        self.tcp.listen(16)
-        self.udp.settimeout(0.2)
-        self.tcp.settimeout(0.2)
-        self.addr, self.port = addr, port
-        self.threads = [threading.Thread(target=self._udp_loop, daemon=True),
-                        threading.Thread(target=self._tcp_loop, daemon=True)]
-        for t in self.threads:
-            t.start()
-
-    @property
-    def address(self):
-        return f"{self.addr}:{self.port}"
-
-
 class Origin:
     """HTTP origin in the namespace it is created in: 200 "origin PATH" and a
     record of (client ip, path) for every request."""
@@ -453,7 +426,7 @@ def build_topology(cls, tag):
     topo = Topology(tag)
     cls.addClassCleanup(topo.destroy)
     topo.create()
-    dns = in_netns(topo.inet, lambda: NsDnsServer(INET_IP))
+    dns = in_netns(topo.inet, lambda: DnsServer(INET_IP, 53))
     topo.servers.append(dns)
     for name in ("allowed.test", "denied.test"):
         dns.add(name, a=[INET_IP])

@@ -15,23 +15,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     assert_denied, base_config, expect_closed, free_port, gen_bytes, main,
-                     sha256, wait_until)
-from harness import BufferedSocket, read_response  # noqa: E402
-from limits_util import (connect_from, connect_via, echo_roundtrip, http_via,  # noqa: E402
-                         request_head, retry_after_ok, scrape, wait_metrics)
+from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
+                     TcpSink, assert_denied, base_config, connect_from, connect_via,
+                     echo_roundtrip, expect_closed, free_port, gen_bytes, main, proxy_get,
+                     read_response, request_head, sha256, source_bindable, wait_until)
+from limits_util import (retry_after_ok, scrape, wait_metrics)  # noqa: E402
 
 MIB = 1 << 20
-
-
-def source_bindable(addr):
-    try:
-        with socket.socket() as s:
-            s.bind((addr, 0))
-        return True
-    except OSError:
-        return False
 
 
 class Limits(EgressdTestCase):
@@ -68,7 +58,7 @@ allow honest.test ports={O} rate=30/m burst=1
     # ---- helpers
 
     def get(self, host, path="/echo", source=None, port=None):
-        return http_via(self.e.port, f"http://{host}:{port or self.O}{path}", source=source)
+        return proxy_get(self.e.port, f"http://{host}:{port or self.O}{path}", source=source)
 
     def assert_429(self, r, reason, host, max_retry):
         assert_denied(self, r, 429, reason, host)
@@ -257,12 +247,12 @@ allow honest.test ports={O} rate=30/m burst=1
 
     def test_bandwidth_plain_http(self):
         t0 = time.monotonic()
-        r = http_via(self.e.port, f"http://slow.test:{self.O}/bytes?n={2 * MIB}", timeout=30)
+        r = proxy_get(self.e.port, f"http://slow.test:{self.O}/bytes?n={2 * MIB}", timeout=30)
         slow = time.monotonic() - t0
         self.assertEqual(r.status, 200)
         self.assertEqual(len(r.body), 2 * MIB)
         t0 = time.monotonic()
-        r = http_via(self.e.port, f"http://fast.test:{self.O}/bytes?n={2 * MIB}", timeout=30)
+        r = proxy_get(self.e.port, f"http://fast.test:{self.O}/bytes?n={2 * MIB}", timeout=30)
         fast = time.monotonic() - t0
         self.assertEqual(len(r.body), 2 * MIB)
         self.assertGreaterEqual(slow, 2.5, f"2 MiB at 512K/s took only {slow:.2f}s")
@@ -277,7 +267,7 @@ allow honest.test ports={O} rate=30/m burst=1
         def dl(i):
             try:
                 t0 = time.monotonic()
-                r = http_via(self.e.port, f"http://slow.test:{self.O}/bytes?n={MIB // 2}", timeout=30)
+                r = proxy_get(self.e.port, f"http://slow.test:{self.O}/bytes?n={MIB // 2}", timeout=30)
                 res[i] = (time.monotonic() - t0, r.status, len(r.body))
             except Exception as e:  # reported below
                 errs.append(e)
@@ -312,7 +302,7 @@ allow honest.test ports={O} rate=30/m burst=1
         # Each direction is paced: 1 MiB up at 512K/s takes about 2 s.
         body = gen_bytes(MIB, seed=7)
         t0 = time.monotonic()
-        r = http_via(self.e.port, f"http://slow.test:{self.O}/upload", method="POST", body=body,
+        r = proxy_get(self.e.port, f"http://slow.test:{self.O}/upload", method="POST", body=body,
                      timeout=30)
         dt = time.monotonic() - t0
         self.assertEqual(r.status, 200, repr(r))
@@ -393,7 +383,7 @@ allow burstc.test ports={E} rate=1/m burst=2
         cls.e = cls.own(Egressd(base_config(rules), dns=cls.dns)).start()
 
     def test_burst_http(self):
-        got = [http_via(self.e.port, f"http://burst.test:{self.O}/echo") for _ in range(3)]
+        got = [proxy_get(self.e.port, f"http://burst.test:{self.O}/echo") for _ in range(3)]
         self.assertEqual([r.status for r in got], [200, 200, 429], repr(got[-1]))
         assert_denied(self, got[-1], 429, "rate_limited", "burst.test")
         ra = int(got[-1].header("Retry-After"))
@@ -438,7 +428,7 @@ class ConnsClientAbort(EgressdTestCase):
         s = connect_from(self.e.port)
         s.sendall(request_head("GET", f"http://held.test:{self.K}/never-answers"))
         wait_until(lambda: self.sink.snapshot()[1] > 0, 10.0, 0.02, "the request at the upstream")
-        r = http_via(self.e.port, f"http://held.test:{self.O}/echo")
+        r = proxy_get(self.e.port, f"http://held.test:{self.O}/echo")
         assert_denied(self, r, 429, "conns_limited", "held.test")
         # The client gives up: abortive close (RST).
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -446,7 +436,7 @@ class ConnsClientAbort(EgressdTestCase):
         last = []
 
         def served():
-            r = http_via(self.e.port, f"http://held.test:{self.O}/echo")
+            r = proxy_get(self.e.port, f"http://held.test:{self.O}/echo")
             last[:] = [r]
             return r.status == 200
         try:

@@ -13,10 +13,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     assert_denied, base_config, curl_status, free_port, gen_bytes, main,
-                     wait_until)
-from limits_util import (admin_get, connect_via, echo_roundtrip, http_via,  # noqa: E402
-                         request_lines, scrape, wait_metrics)
+                     assert_denied, base_config, connect_via, curl_status, echo_roundtrip,
+                     free_port, gen_bytes, main, proxy_get, wait_until)
+from limits_util import (admin_get, request_lines, scrape, wait_metrics)  # noqa: E402
 
 REQ = "egressd_requests_total"
 RULE = "egressd_rule_requests_total"
@@ -98,15 +97,15 @@ allow ~q"x\\d\\.test ports={O}
         # 3 allowed plain-HTTP requests with known body sizes.
         for n in (1000, 2000, 3000):
             body = gen_bytes(n, seed=n)
-            r = http_via(self.e.port, f"http://metrics.test:{self.O}/upload", method="POST", body=body)
+            r = proxy_get(self.e.port, f"http://metrics.test:{self.O}/upload", method="POST", body=body)
             self.assertEqual(r.status, 200, repr(r))
             self.assertEqual(r.json()["len"], n)
             up += n
             down += len(r.body)
         # 2 denied: a name not on the allowlist, and a deny rule.
-        r = http_via(self.e.port, f"http://nowhere.test:{self.O}/x")
+        r = proxy_get(self.e.port, f"http://nowhere.test:{self.O}/x")
         assert_denied(self, r, 403, "not_allowed", "nowhere.test")
-        r = http_via(self.e.port, f"http://bad.metrics.test:{self.O}/x")
+        r = proxy_get(self.e.port, f"http://bad.metrics.test:{self.O}/x")
         assert_denied(self, r, 403, "denied_rule", "bad.metrics.test")
         # 1 tunnel with known bytes both ways.
         r, s, bs = connect_via(self.e.port, f"metrics.test:{self.E}")
@@ -164,12 +163,12 @@ allow ~q"x\\d\\.test ports={O}
     def test_dns_query_results(self):
         before = scrape(self.admin_port)
         # A name never looked up before: answered by the server.
-        r = http_via(self.e.port, f"http://fresh.test:{self.O}/echo")
+        r = proxy_get(self.e.port, f"http://fresh.test:{self.O}/echo")
         self.assertEqual(r.status, 200)
         # NXDOMAIN and SERVFAIL for allowed names: 502 dns_failure.
-        r = http_via(self.e.port, f"http://nx.test:{self.O}/echo")
+        r = proxy_get(self.e.port, f"http://nx.test:{self.O}/echo")
         assert_denied(self, r, 502, "dns_failure", "nx.test")
-        r = http_via(self.e.port, f"http://sf.test:{self.O}/echo")
+        r = proxy_get(self.e.port, f"http://sf.test:{self.O}/echo")
         assert_denied(self, r, 502, "dns_failure", "sf.test")
         after = self.settle(before, 3)
         self.assertEqual(delta(after, before, DNSQ, result="ok"), 1)
@@ -215,7 +214,7 @@ allow ~q"x\\d\\.test ports={O}
                              what="reloads_total{result=error} +1")
             self.assertEqual(delta(m, before, RELOADS, result="error"), 1)
             self.assertEqual(delta(m, before, RELOADS, result="ok"), 1)
-            r = http_via(self.e.port, f"http://reloadme.test:{self.O}/echo")
+            r = proxy_get(self.e.port, f"http://reloadme.test:{self.O}/echo")
             self.assertEqual(r.status, 200, "the previous config must keep serving")
             wait_until(lambda: "egressd.conf:" in self.e.stderr(), 5.0, 0.05,
                        "the reload error reported as FILE:LINE on stderr")
@@ -226,7 +225,7 @@ allow ~q"x\\d\\.test ports={O}
         self.e.send_signal(signal.SIGHUP)
         wait_metrics(self.admin_port, lambda m: delta(m, before, RELOADS, result="ok") >= 2,
                      what="reloads_total{result=ok} +2 after restoring the config")
-        self.assertEqual(http_via(self.e.port, f"http://reloadme.test:{self.O}/echo").status, 200)
+        self.assertEqual(proxy_get(self.e.port, f"http://reloadme.test:{self.O}/echo").status, 200)
 
     # ---- labels
 
@@ -234,9 +233,9 @@ allow ~q"x\\d\\.test ports={O}
         before = scrape(self.admin_port)
         marker = "zq7invented"
         # Allowed by a wildcard (then NXDOMAIN), denied, tunnelled, odd case.
-        r = http_via(self.e.port, f"http://{marker}1.wild.test:{self.O}/echo")
+        r = proxy_get(self.e.port, f"http://{marker}1.wild.test:{self.O}/echo")
         self.assertEqual(r.status, 502, repr(r))
-        r = http_via(self.e.port, f"http://{marker}2.example:{self.O}/echo")
+        r = proxy_get(self.e.port, f"http://{marker}2.example:{self.O}/echo")
         self.assertEqual(r.status, 403, repr(r))
         r, s, _ = connect_via(self.e.port, f"{marker}3.wild.test:{self.E}")
         s.close()
@@ -280,7 +279,7 @@ allow ~q"x\\d\\.test ports={O}
     def test_regex_rule_label_escaped(self):
         # Label values are escaped per the text format (backslash, quote).
         before = scrape(self.admin_port)
-        r = http_via(self.e.port, f"http://re7.test:{self.O}/echo")
+        r = proxy_get(self.e.port, f"http://re7.test:{self.O}/echo")
         self.assertEqual(r.status, 200, repr(r))
         after = self.settle(before, 1)
         self.assertEqual(delta(after, before, RULE, rule="~re[0-9]\\.test"), 1)
@@ -305,7 +304,7 @@ allow ~q"x\\d\\.test ports={O}
 
     def test_admin_not_reachable_through_proxy(self):
         n0 = scrape(self.admin_port).get(REQ, kind="http", decision="deny", reason="self")
-        r = http_via(self.e.port, f"http://127.0.0.1:{self.admin_port}/metrics")
+        r = proxy_get(self.e.port, f"http://127.0.0.1:{self.admin_port}/metrics")
         assert_denied(self, r, 403, "self")
         self.assertNotIn(b"egressd_requests_total", r.body)
         st, body, hdrs, p = curl_status("-x", self.e.url, f"http://127.0.0.1:{self.admin_port}/metrics")
@@ -313,10 +312,10 @@ allow ~q"x\\d\\.test ports={O}
         self.assertRegex(hdrs, r"(?im)^x-egressd-reason:\s*self\s*$")
         # Other spellings of the same address.
         for host in ("127.1", "2130706433", "0x7f000001", "[::ffff:127.0.0.1]"):
-            r = http_via(self.e.port, f"http://{host}:{self.admin_port}/metrics")
+            r = proxy_get(self.e.port, f"http://{host}:{self.admin_port}/metrics")
             self.assertEqual((r.status, r.reason), (403, "self"), f"{host}: {r!r}")
         # A name that resolves to egressd itself.
-        r = http_via(self.e.port, f"http://selfname.test:{self.admin_port}/metrics")
+        r = proxy_get(self.e.port, f"http://selfname.test:{self.admin_port}/metrics")
         assert_denied(self, r, 403, "self")
         m = wait_metrics(self.admin_port,
                          lambda m: m.get(REQ, kind="http", decision="deny", reason="self") >= n0 + 7,
@@ -329,9 +328,9 @@ allow ~q"x\\d\\.test ports={O}
             r, s, _ = connect_via(self.e.port, authority)
             s.close()
             assert_denied(self, r, 403, "self")
-        r = http_via(self.e.port, f"http://127.0.0.1:{self.e.port}/")
+        r = proxy_get(self.e.port, f"http://127.0.0.1:{self.e.port}/")
         assert_denied(self, r, 403, "self")
-        r = http_via(self.e.port, f"http://selfname.test:{self.e.port}/")
+        r = proxy_get(self.e.port, f"http://selfname.test:{self.e.port}/")
         assert_denied(self, r, 403, "self")
 
 
@@ -366,11 +365,11 @@ class BoundedClients(EgressdTestCase):
             self.skipTest("cannot bind 127.0.5.x")
         for i, s in enumerate(srcs):
             for _ in range(i + 1):
-                self.assertEqual(http_via(self.e.port, f"http://c.test:{self.origin.port}/", source=s).status, 200)
+                self.assertEqual(proxy_get(self.e.port, f"http://c.test:{self.origin.port}/", source=s).status, 200)
         wait_until(lambda: sum(self.clients().values()) >= 5, 10, 0.05, "5 requests per client counted")
         self.assertEqual(self.clients(), {"127.0.5.2": 2, "127.0.5.3": 3})
         # 127.0.5.1 comes back: the least recently seen (127.0.5.2) goes.
-        self.assertEqual(http_via(self.e.port, f"http://c.test:{self.origin.port}/", source=srcs[0]).status, 200)
+        self.assertEqual(proxy_get(self.e.port, f"http://c.test:{self.origin.port}/", source=srcs[0]).status, 200)
         wait_until(lambda: "127.0.5.1" in self.clients(), 10, 0.05, "127.0.5.1 back in the table")
         self.assertEqual(self.clients(), {"127.0.5.3": 3, "127.0.5.1": 1})
 

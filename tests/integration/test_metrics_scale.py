@@ -12,8 +12,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Egressd, EgressdTestCase, HttpOrigin, base_config, egressd_bin,  # noqa: E402
-                     free_port, main, port_listening, wait_until)
-from limits_util import http_via, scrape  # noqa: E402
+                     free_port, main, port_listening, proxy_get, wait_until)
+from limits_util import (scrape)  # noqa: E402
 
 N_RULES = 25_000
 # `egressd --check` parses the same file in well under a second; serving
@@ -61,7 +61,7 @@ class LargeAllowlist(EgressdTestCase):
 
     def test_3_last_rule_counted(self):
         for host in ("host0.example.test", self.last):
-            r = http_via(self.e.port, f"http://{host}:{self.origin.port}/echo")
+            r = proxy_get(self.e.port, f"http://{host}:{self.origin.port}/echo")
             self.assertEqual(r.status, 200, repr(r))
         m = wait_until(lambda: (lambda m: m if m.get("egressd_requests_total", kind="http", decision="allow",
                                                      reason="none") >= 2 else None)(scrape(self.admin_port)),

@@ -18,12 +18,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     BufferedSocket, TlsClient, assert_denied, base_config, client_hello,
-                     closed_port, free_port, gen_bytes, main, make_cert, read_response, sha256)
-from modes_util import (connect_from, connect_via, echo_roundtrip, entries,  # noqa: E402
-                        exchange, proxy_get, read_all_until_close, request_bytes,
-                        sighup_and_wait, tls_request, wait_listening, write_config)
+from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
+                     TcpSink, TlsClient, assert_denied, base_config, client_hello, closed_port,
+                     connect_from, connect_via, echo_roundtrip, exchange, expect_closed, free_port,
+                     gen_bytes, main, make_cert, proxy_get, read_response, request_bytes, sha256)
+from modes_util import (entries, sighup_and_wait, tls_request, wait_listening,  # noqa: E402
+                        write_config)
 
 NAMES = ("tls.allowed.test", "www.allowed.test", "two.allowed.test", "echo.allowed.test",
          "parentdenies.allowed.test", "evil.test", "denied.allowed.test")
@@ -162,7 +162,7 @@ deny denied.allowed.test
         try:
             self.assertEqual(r.status, 200, r)
             s.sendall(client_hello("other.test"))
-            self.assertEqual(read_all_until_close(s, 10), b"")
+            self.assertEqual(expect_closed(s, 10), b"")
             cport = s.getsockname()[1]
         finally:
             s.close()
@@ -256,7 +256,7 @@ deny denied.allowed.test
         s = connect_from(self.sni_port)
         try:
             s.sendall(client_hello("evil.test"))
-            self.assertEqual(read_all_until_close(s, 10), b"")
+            self.assertEqual(expect_closed(s, 10), b"")
         finally:
             s.close()
         self.child.wait_log(lambda x: x.get("kind") == "sni" and x.get("sni") == "evil.test")

@@ -19,12 +19,11 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     BufferedSocket, assert_denied, base_config, client_hello, egressd_bin,
-                     free_port, main, read_response, wait_until)
-from modes_util import (connect_from, connect_via, echo_roundtrip,  # noqa: E402
-                        metric_value, proxy_get, read_all_until_close, replace_sni,
-                        request_bytes, scrape, source_bindable, wait_listening)
+from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
+                     TcpSink, assert_denied, base_config, client_hello, connect_from, connect_via,
+                     echo_roundtrip, egressd_bin, expect_closed, free_port, main, proxy_get,
+                     read_response, request_bytes, source_bindable, wait_until)
+from modes_util import (metric_value, replace_sni, scrape, wait_listening)  # noqa: E402
 
 IN_GROUP, OUT_GROUP = "127.0.2.1", "127.0.3.1"
 
@@ -145,7 +144,7 @@ class ReportMode(EgressdTestCase):
         try:
             self.assertEqual(r.status, 200, r)
             s.sendall(client_hello("other.test"))
-            self.assertEqual(read_all_until_close(s, 10), b"")
+            self.assertEqual(expect_closed(s, 10), b"")
             cport = s.getsockname()[1]
         finally:
             s.close()
@@ -159,7 +158,7 @@ class ReportMode(EgressdTestCase):
             try:
                 self.assertEqual(r.status, 200, r)
                 s.sendall(data)
-                self.assertEqual(read_all_until_close(s, 10), b"")
+                self.assertEqual(expect_closed(s, 10), b"")
                 cport = s.getsockname()[1]
             finally:
                 s.close()
@@ -181,7 +180,7 @@ class ReportMode(EgressdTestCase):
         s = connect_from(self.sni_port)
         try:
             s.sendall(replace_sni(client_hello("abcdefghi"), "abcdefghi", "127.0.0.1"))
-            self.assertEqual(read_all_until_close(s, 10), b"")
+            self.assertEqual(expect_closed(s, 10), b"")
             cport = s.getsockname()[1]
         finally:
             s.close()

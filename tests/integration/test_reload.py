@@ -13,12 +13,12 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     BufferedSocket, assert_denied, base_config, client_hello, free_port, main,
-                     read_response, wait_until)
-from modes_util import (connect_from, connect_via, echo_roundtrip, metric_value,  # noqa: E402
-                        proxy_get, request_bytes, scrape, sighup_and_wait,
-                        source_bindable, wait_listening, write_config)
+from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
+                     TcpSink, assert_denied, base_config, client_hello, connect_from, connect_via,
+                     echo_roundtrip, free_port, main, proxy_get, read_response, request_bytes,
+                     source_bindable, wait_until)
+from modes_util import (metric_value, scrape, sighup_and_wait, wait_listening,  # noqa: E402
+                        write_config)
 
 NAMES = ("a.test", "b.test", "c.test", "inc.test", "grp.test")
 

@@ -22,12 +22,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     BufferedSocket, assert_denied, base_config, client_hello,
-                     closed_port, connect_tunnel, free_port, gen_bytes, main, make_cert,
-                     read_response, sha256)
-from modes_util import (connect_from, echo_roundtrip, exchange, metric_value, scrape,  # noqa: E402
-                        read_all_until_close, replace_sni, request_bytes, tls_request,
+from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
+                     TcpSink, assert_denied, base_config, client_hello, closed_port, connect_from,
+                     connect_tunnel, echo_roundtrip, exchange, expect_closed, free_port, gen_bytes,
+                     main, make_cert, read_response, request_bytes, sha256)
+from modes_util import (metric_value, replace_sni, scrape, tls_request,  # noqa: E402
                         wait_listening)
 
 
@@ -92,7 +91,7 @@ deny api.allowed.test
         s = connect_from(port or self.sni_port)
         try:
             s.sendall(hello_bytes)
-            got = read_all_until_close(s, 10)
+            got = expect_closed(s, 10)
             self.assertEqual(got, b"", "a refused transparent TLS connection must get nothing back")
             return s.getsockname()[1]
         finally:
@@ -208,7 +207,7 @@ deny api.allowed.test
         try:
             s.sendall(hello[:20])
             s.shutdown(socket.SHUT_WR)
-            self.assertEqual(read_all_until_close(s, 10), b"")
+            self.assertEqual(expect_closed(s, 10), b"")
             cport = s.getsockname()[1]
         finally:
             s.close()
@@ -422,7 +421,7 @@ deny api.allowed.test
             data = gen_bytes(500_000, seed=11)
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
-            got = read_all_until_close(s, 15)
+            got = expect_closed(s, 15)
         finally:
             s.close()
         self.assertEqual(got.decode(), sha256(data))
@@ -430,7 +429,7 @@ deny api.allowed.test
     def test_forward_unreachable_target_closed(self):
         s = connect_from(self.fwd_dead)
         try:
-            self.assertEqual(read_all_until_close(s, 15), b"")
+            self.assertEqual(expect_closed(s, 15), b"")
             cport = s.getsockname()[1]
         finally:
             s.close()
