@@ -147,11 +147,8 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
     // check already refused a duplicate Host); the port is the original
     // destination's, or port=, or 80.
     auto host = req.find(http::field::host);
-    if (host != req.end() && parse_host_header(host->value(), 0, &t)) {
-      target_ok = true;  // Host names its port
-    } else if (host != req.end() && parse_host_header(host->value(), destination_port(80), &t)) {
-      target_ok = true;
-    }
+    if (dest_port_ == 0) dest_port_ = destination_port(80);  // fixed for the connection
+    target_ok = host != req.end() && parse_host_header(host->value(), dest_port_, &t);
     t.path = req.target();
   }
   if (!target_ok) {

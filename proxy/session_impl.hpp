@@ -126,6 +126,7 @@ class session {
   acl::concurrency_limiter::slot slot_;  // conns= of the current request/tunnel
   int rule_index_ = -1;                  // rule of the current request (metrics)
   listener_info info_;
+  uint16_t dest_port_ = 0;  // transparent http: destination_port(80), looked up once
   beast::tcp_stream client_;
   beast::flat_buffer cbuf_;
   conn_entry reg_;
