@@ -45,59 +45,43 @@ bool hop_by_hop(http::field f) {
   }
 }
 
-// Fields named by the Connection header(s) are hop-by-hop too (RFC 9110
-// 7.6.1), except the framing ones the message itself needs. Collected once
-// per message; the common values (keep-alive, close) name nothing to drop.
-struct connection_tokens {
-  std::array<std::string_view, 8> names;
-  size_t count = 0;
-  bool overflow = false;  // more than 8 names: fall back to a scan per field
+// Connection options, not field names: they name nothing to drop.
+bool connection_option(std::string_view tok) {
+  return tok.empty() || beast::iequals(tok, "keep-alive") || beast::iequals(tok, "close") ||
+         beast::iequals(tok, "upgrade");
+}
 
-  bool contains(std::string_view n) const {
-    for (size_t i = 0; i < count; ++i)
-      if (beast::iequals(names[i], n)) return true;
-    return false;
+// Fields named by the Connection header(s) are hop-by-hop too (RFC 9110
+// 7.6.1), except the framing ones the message itself needs.
+template <class Fields>
+bool named_by_connection(const Fields& f, std::string_view name) {
+  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
+    const bool named = for_each_token(
+        it->value(), [&](std::string_view tok) { return !connection_option(tok) && beast::iequals(tok, name); });
+    if (named) return true;
   }
-};
+  return false;
+}
 
 template <class Fields>
-connection_tokens collect_connection_tokens(const Fields& f) {
-  connection_tokens t;
+bool connection_names_fields(const Fields& f) {
   for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    for_each_token(it->value(), [&](std::string_view tok) {
-      if (tok.empty() || beast::iequals(tok, "keep-alive") || beast::iequals(tok, "close") ||
-          beast::iequals(tok, "upgrade"))
-        return false;
-      if (t.count == t.names.size())
-        t.overflow = true;
-      else
-        t.names[t.count++] = tok;
-      return false;
-    });
+    if (for_each_token(it->value(), [](std::string_view tok) { return !connection_option(tok); })) return true;
   }
-  return t;
+  return false;
 }
 
 template <class Fields>
 void write_fields(const Fields& f, bool drop_framing, std::string& out) {
-  const connection_tokens named = collect_connection_tokens(f);
+  // Usually Connection names no field (keep-alive, close): one look, then none per field.
+  const bool check_named = connection_names_fields(f);
   for (const auto& fld : f) {
     const auto name = fld.name();
     if (hop_by_hop(name)) continue;
     const bool framing = name == http::field::transfer_encoding || name == http::field::content_length;
     if (drop_framing && framing) continue;
     const std::string_view name_str = fld.name_string();
-    if (!framing && (named.count || named.overflow)) {
-      if (named.contains(name_str)) continue;
-      if (named.overflow) {
-        // Rare: a Connection header naming many fields; drop any it names.
-        bool hit = false;
-        for (auto it = f.find(http::field::connection); !hit && it != f.end() && it->name() == http::field::connection;
-             ++it)
-          hit = token_list_contains(it->value(), name_str);
-        if (hit) continue;
-      }
-    }
+    if (check_named && !framing && named_by_connection(f, name_str)) continue;
     out.append(name_str);
     out.append(": ");
     out.append(fld.value());

@@ -107,6 +107,25 @@ class HttpForward(EgressdTestCase):
             self.assertNotIn("upgrade", v.lower())
         self.assertNotIn(b"dXNlcjpwYXNz", got["raw_head"])
 
+    def test_every_field_named_by_any_connection_header_removed(self):
+        # Ten names over two Connection headers, in mixed case.
+        names = [f"X-Named-{i}" for i in range(10)]
+        raw = (f"GET {self.base}/echo/named HTTP/1.1\r\n"
+               f"Host: allowed.test:{self.P}\r\n"
+               f"Connection: keep-alive, {', '.join(n.lower() for n in names[:6])}\r\n"
+               + "".join(f"{n}: secret\r\n" for n in names)
+               + f"Connection: {', '.join(n.upper() for n in names[6:])}\r\n"
+               "X-Not-Named: kept\r\n"
+               "\r\n").encode()
+        r, s, _ = request_raw(self.e, raw)
+        s.close()
+        self.assertEqual(r.status, 200, r)
+        got = self.origin_request("/echo/named")
+        sent = {k.lower() for k, _ in got["headers"]}
+        for n in names:
+            self.assertNotIn(n.lower(), sent, f"{n} reached the origin: {got['raw_head']!r}")
+        self.assertEqual(hget(got["headers"], "x-not-named"), "kept")
+
     def test_no_client_address_leaks(self):
         s = connect_proxy(self.e)
         client_port = s.getsockname()[1]
