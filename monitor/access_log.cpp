@@ -77,7 +77,7 @@ void append_record(std::string& out, const access_record& r) {
   out += "\",";
   append_field(out, "client", r.client);
   append_field(out, "group", r.group);
-  append_field(out, "kind", r.kind ? r.kind : "");
+  append_field(out, "kind", to_string(r.kind));
   append_field(out, "method", r.method);
   append_field(out, "host", r.host);
   append_key(out, "port");
@@ -85,7 +85,7 @@ void append_record(std::string& out, const access_record& r) {
   out += ',';
   append_field(out, "sni", r.sni);
   append_field(out, "path", r.path);
-  append_field(out, "decision", r.decision ? r.decision : "");
+  append_field(out, "decision", to_string(r.decision));
   append_field(out, "reason", r.reason == acl::reason::none ? "" : acl::to_string(r.reason));
   append_field(out, "rule", r.rule);
   append_key(out, "status");

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "acl/policy.hpp"
+#include "monitor/request_class.hpp"
 
 namespace egressd::monitor {
 
@@ -22,13 +23,13 @@ struct access_record {
   std::chrono::system_clock::time_point ts;  // when it ended
   std::string client;                        // ip:port
   std::string group;
-  const char* kind = "http";      // http|connect|sni|host|forward
+  request_kind kind = request_kind::http;
   std::string method;
   std::string host;
   uint16_t port = 0;
   std::string sni;
   std::string path;               // without query string
-  const char* decision = "deny";  // allow|deny|report
+  request_decision decision = request_decision::deny;
   acl::reason reason = acl::reason::none;  // logged as its SPEC code, "" for none
   std::string rule;               // matching rule pattern ("" if none)
   int status = 0;                 // HTTP status sent (0: none, e.g. tunnel closed)

@@ -21,22 +21,22 @@ size_t count_reasons() {
 
 }  // namespace
 
-const char* metrics::to_string(kind k) {
+const char* to_string(request_kind k) {
   switch (k) {
-    case kind::http: return "http";
-    case kind::connect: return "connect";
-    case kind::sni: return "sni";
-    case kind::host: return "host";
-    case kind::forward: return "forward";
+    case request_kind::http: return "http";
+    case request_kind::connect: return "connect";
+    case request_kind::sni: return "sni";
+    case request_kind::host: return "host";
+    case request_kind::forward: return "forward";
   }
   return "unknown";
 }
 
-const char* metrics::to_string(decision d) {
+const char* to_string(request_decision d) {
   switch (d) {
-    case decision::allow: return "allow";
-    case decision::deny: return "deny";
-    case decision::report: return "report";
+    case request_decision::allow: return "allow";
+    case request_decision::deny: return "deny";
+    case request_decision::report: return "report";
   }
   return "unknown";
 }
@@ -64,8 +64,8 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
     for (size_t d = 0; d < decisions; ++d) {
       for (size_t r = 0; r < reasons_; ++r) {
         requests_.push_back(reg_.counter(
-            req, {{"kind", to_string(static_cast<kind>(k))},
-                  {"decision", to_string(static_cast<decision>(d))},
+            req, {{"kind", monitor::to_string(static_cast<kind>(k))},
+                  {"decision", monitor::to_string(static_cast<decision>(d))},
                   {"reason", acl::to_string(static_cast<acl::reason>(r))}}));
       }
     }
@@ -81,7 +81,7 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
   const size_t active = reg_.family("egressd_connections_active",
                                     "Open client connections by kind.", type::gauge);
   for (size_t k = 0; k < kinds; ++k) {
-    active_[k] = reg_.gauge(active, {{"kind", to_string(static_cast<kind>(k))}});
+    active_[k] = reg_.gauge(active, {{"kind", monitor::to_string(static_cast<kind>(k))}});
   }
   const size_t alerts = reg_.family("egressd_anomaly_alerts_total", "Anomaly alerts raised by type.",
                                     type::counter);

@@ -24,6 +24,7 @@
 #include "acl/policy.hpp"
 #include "monitor/alert.hpp"
 #include "monitor/metrics_registry.hpp"
+#include "monitor/request_class.hpp"
 
 namespace egressd::monitor {
 
@@ -33,12 +34,10 @@ class anomaly_detector;
 class metrics {
  public:
   // Label values match the access log's `kind` and `decision` fields.
-  enum class kind : uint8_t { http, connect, sni, host, forward };
-  enum class decision : uint8_t { allow, deny, report };
+  using kind = request_kind;
+  using decision = request_decision;
   enum class direction : uint8_t { up, down };  // up: client -> upstream
   enum class dns_result : uint8_t { ok, cached, nxdomain, nodata, timeout, failure, denied };
-  static const char* to_string(kind k);
-  static const char* to_string(decision d);
   static const char* to_string(dns_result r);
 
   explicit metrics(unsigned workers, size_t capacity = metrics_registry::default_capacity);

@@ -250,7 +250,7 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       up_snap_ = snap_;
     }
     rec.upstream = up_addr_;
-    if (v.reported == reason::none) rec.decision = "allow";
+    if (v.reported == reason::none) rec.decision = monitor::request_decision::allow;
 
     if (expect_continue && has_body) {
       expect_continue = false;

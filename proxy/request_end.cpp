@@ -13,16 +13,10 @@ using acl::reason;
 
 namespace {
 
-monitor::metrics::decision decision_code(std::string_view d) {
-  if (d == "allow") return monitor::metrics::decision::allow;
-  if (d == "report") return monitor::metrics::decision::report;
-  return monitor::metrics::decision::deny;
-}
-
 // What counts as an error for the anomaly detector: denials, 4xx/5xx and
 // failed tunnels (SNI check, upstream reset).
 bool is_error(const monitor::access_record& rec, reason r) {
-  if (std::string_view(rec.decision) == "deny" || rec.status >= 400) return true;
+  if (rec.decision == monitor::request_decision::deny || rec.status >= 400) return true;
   return r == reason::upstream_reset || r == reason::sni_mismatch || r == reason::no_sni || r == reason::not_tls;
 }
 
@@ -38,13 +32,7 @@ void record_end(worker& w, const rule_limits* limits, int rule_index, std::strin
   auto& m = w.srv().metrics();
   const unsigned shard = w.index();
   const reason r = rec.reason;
-  const std::string_view kind_name = rec.kind;
-  const auto k = kind_name == "connect" ? monitor::metrics::kind::connect
-                 : kind_name == "sni"   ? monitor::metrics::kind::sni
-                 : kind_name == "host"  ? monitor::metrics::kind::host
-                 : kind_name == "forward" ? monitor::metrics::kind::forward
-                                          : monitor::metrics::kind::http;
-  m.request(shard, k, decision_code(rec.decision), r);
+  m.request(shard, rec.kind, rec.decision, r);
   if (!rec.rule.empty() && limits)
     if (const auto* rt = limits->at(rule_index)) m.rule_request(shard, rt->metric);
   if (rec.bytes_up) m.bytes(shard, monitor::metrics::direction::up, rec.bytes_up);

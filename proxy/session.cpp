@@ -217,7 +217,7 @@ awaitable<void> session::run() {
     refresh_config();
     start_ = std::chrono::steady_clock::now();
     monitor::access_record rec;
-    rec.kind = "http";
+    rec.kind = monitor::request_kind::http;
     if (hs == head_status::closed) co_return;
     if (hs != head_status::ok) {
       co_await refuse(hs == head_status::too_large ? reason::header_too_large : reason::uri_too_long, {},
@@ -253,7 +253,7 @@ awaitable<void> session::run() {
 awaitable<bool> session::handle(request_parser& p, monitor::access_record& rec) {
   auto& req = p.get();
   rec.method = std::string(req.method_string());
-  if (info_.mode == config::listen_mode::http) rec.kind = "host";
+  if (info_.mode == config::listen_mode::http) rec.kind = monitor::request_kind::host;
   if (req.method() == http::verb::connect && info_.mode == config::listen_mode::http) {
     refusal_detail d;
     d.what = "CONNECT on a transparent HTTP listener";
@@ -261,7 +261,7 @@ awaitable<bool> session::handle(request_parser& p, monitor::access_record& rec) 
     co_return false;
   }
   if (req.method() == http::verb::connect) {
-    rec.kind = "connect";
+    rec.kind = monitor::request_kind::connect;
     auto& m = w_.srv().metrics();
     m.connection_closed(w_.index(), kind_);
     kind_ = monitor::metrics::kind::connect;
@@ -312,7 +312,7 @@ void session::note_verdict(const verdict& v, monitor::access_record& rec) {
   rec.host = v.host;
   if (v.rule) rec.rule = v.rule->pattern;
   if (v.reported != reason::none) {
-    rec.decision = "report";
+    rec.decision = monitor::request_decision::report;
     rec.reason = v.reported;
   }
 }
@@ -323,9 +323,9 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
   rec.status = status_for(r);
   // 5xx: the policy allowed it and the upstream side failed.
   if (rec.status < 500)
-    rec.decision = "deny";
-  else if (std::string_view(rec.decision) != "report")
-    rec.decision = "allow";
+    rec.decision = monitor::request_decision::deny;
+  else if (rec.decision != monitor::request_decision::report)
+    rec.decision = monitor::request_decision::allow;
   rec.reason = r;
   error_code ec;
   client_.expires_after(snap_->timeout.header);
@@ -368,7 +368,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
     co_await refuse(dr.why, d, false, rec);
     co_return;
   }
-  if (v.reported == reason::none) rec.decision = "allow";
+  if (v.reported == reason::none) rec.decision = monitor::request_decision::allow;
   rec.status = 200;
 
   static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -396,7 +396,7 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
       }
     }
     if (bad != reason::none) {
-      rec.decision = bad == reason::client_closed ? "allow" : "deny";
+      rec.decision = bad == reason::client_closed ? monitor::request_decision::allow : monitor::request_decision::deny;
       rec.reason = bad;
       finish(rec);
       co_return;

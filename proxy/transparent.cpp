@@ -44,14 +44,14 @@ uint16_t session::destination_port(uint16_t fallback) const {
 awaitable<void> session::run_sni() {
   start_ = std::chrono::steady_clock::now();
   monitor::access_record rec;
-  rec.kind = "sni";
+  rec.kind = monitor::request_kind::sni;
   const uint16_t port = destination_port(443);
   rec.port = port;
 
   hello h = co_await read_client_hello();
   if (h.why == reason::none && !h.has_sni) h.why = reason::no_sni;  // nothing to judge: never guess
   if (h.why != reason::none) {
-    rec.decision = h.why == reason::client_closed ? "allow" : "deny";
+    rec.decision = h.why == reason::client_closed ? monitor::request_decision::allow : monitor::request_decision::deny;
     rec.reason = h.why;
     finish(rec);
     co_return;
@@ -66,7 +66,7 @@ awaitable<void> session::run_sni() {
   if (v.why == reason::none) v.why = admit(v, &retry_after);
   if (v.why != reason::none) {
     // A TLS client cannot read an HTTP refusal: the connection is closed.
-    rec.decision = "deny";
+    rec.decision = monitor::request_decision::deny;
     rec.reason = v.why;
     finish(rec);
     co_return;
@@ -76,24 +76,24 @@ awaitable<void> session::run_sni() {
   upstream_guard guard(reg_, up);
   dial_result dr = co_await dial_tunnel(v, port, up, rec);
   if (dr.why != reason::none) {
-    rec.decision = "allow";
+    rec.decision = monitor::request_decision::allow;
     rec.reason = dr.why;
-    if (dr.why == reason::non_public_address || dr.why == reason::self) rec.decision = "deny";
+    if (dr.why == reason::non_public_address || dr.why == reason::self) rec.decision = monitor::request_decision::deny;
     finish(rec);
     co_return;
   }
-  if (v.reported == reason::none) rec.decision = "allow";
+  if (v.reported == reason::none) rec.decision = monitor::request_decision::allow;
   hand_off(up, bandwidth(v), rec);
 }
 
 awaitable<void> session::run_forward() {
   start_ = std::chrono::steady_clock::now();
   monitor::access_record rec;
-  rec.kind = "forward";
+  rec.kind = monitor::request_kind::forward;
   rec.host = info_.target.host;
   rec.port = info_.target.port;
   if (blocked()) {
-    rec.decision = "deny";
+    rec.decision = monitor::request_decision::deny;
     rec.reason = reason::anomaly_block;
     finish(rec);
     co_return;
@@ -104,13 +104,13 @@ awaitable<void> session::run_forward() {
   // config, so its address is not subject to the non-public checks.
   dial_result dr = co_await dial_trusted(w_, *snap_, info_.target, up);
   if (dr.why != reason::none) {
-    rec.decision = "allow";
+    rec.decision = monitor::request_decision::allow;
     rec.reason = dr.why;
     finish(rec);
     co_return;
   }
   rec.upstream = endpoint_string(dr.remote);
-  rec.decision = "allow";
+  rec.decision = monitor::request_decision::allow;
   hand_off(up, nullptr, rec);
 }
 

@@ -41,13 +41,13 @@ access_record sample() {
   r.ts = sys_days{year{2026} / 11 / 22} + hours{16} + minutes{4} + seconds{5} + milliseconds{123};
   r.client = "10.0.0.7:51234";
   r.group = "agents";
-  r.kind = "connect";
+  r.kind = monitor::request_kind::connect;
   r.method = "CONNECT";
   r.host = "api.openai.com";
   r.port = 443;
   r.sni = "api.openai.com";
   r.path = "";
-  r.decision = "allow";
+  r.decision = monitor::request_decision::allow;
   r.reason = egressd::acl::reason::none;
   r.rule = ".openai.com";
   r.status = 200;
