@@ -927,12 +927,12 @@ def client_context(cafile):
 
 
 class _ServerBase:
-    def __init__(self):
+    def __init__(self, addr="127.0.0.1"):
         self.lock = threading.Lock()
         self.closed = False
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((addr, 0))
         self.sock.listen(128)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
@@ -984,7 +984,7 @@ class _ServerBase:
 
 
 class HttpOrigin(_ServerBase):
-    """Threaded HTTP/1.1 origin on 127.0.0.1 (TLS if cert is given).
+    """Threaded HTTP/1.1 origin on 127.0.0.1, or addr (e.g. "::1"); TLS if cert is given.
 
     Endpoints (by first path segment; /echo/anything works too):
       /echo          JSON: method, target, version, headers, body_len, body_sha256, conn
@@ -1004,7 +1004,7 @@ class HttpOrigin(_ServerBase):
     TLS .conns_with_bytes / .snis / .tls_errors.
     """
 
-    def __init__(self, cert=None, key=None):
+    def __init__(self, cert=None, key=None, addr="127.0.0.1"):
         self.requests = []
         self.snis = []
         self.tls_errors = []
@@ -1019,7 +1019,7 @@ class HttpOrigin(_ServerBase):
                     self.snis.append(name)
             ctx.sni_callback = on_sni
             self.tls = ctx
-        super().__init__()
+        super().__init__(addr)
 
     def complete_requests(self):
         with self.lock:

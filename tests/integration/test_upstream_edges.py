@@ -4,17 +4,15 @@ client is told": 504 upstream_timeout; "timeout connect="): an origin whose
 connect never completes, and an origin reached over IPv6 (::1, inside
 allow_net) for plain HTTP and for a CONNECT tunnel."""
 
-import http.server
 import os
 import socket
-import socketserver
 import sys
-import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DnsServer, Egressd, EgressdTestCase, assert_denied, base_config,  # noqa: E402
-                     connect_tunnel, http_request, main)
+from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, assert_denied,  # noqa: E402
+                     base_config, connect_tunnel, http_request, main)
 
 
 class SilentListener:
@@ -44,39 +42,6 @@ class SilentListener:
         for c in self.filler:
             c.close()
         self.sock.close()
-
-
-class _V6Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    address_family = socket.AF_INET6
-    daemon_threads = True
-
-
-class _V6Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        body = f"v6 origin saw {self.path} from {self.client_address[0]}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class V6Origin:
-    """A plain HTTP origin on [::1]:PORT."""
-
-    def __init__(self):
-        self.server = _V6Server(("::1", 0), _V6Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class UpstreamTimeout(EgressdTestCase):
@@ -118,12 +83,12 @@ def _have_ipv6_loopback():
         return False
 
 
-@__import__("unittest").skipUnless(_have_ipv6_loopback(), "no IPv6 loopback (::1) on this machine")
+@unittest.skipUnless(_have_ipv6_loopback(), "no IPv6 loopback (::1) on this machine")
 class Ipv6Origin(EgressdTestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns = cls.own(DnsServer())
-        cls.origin = cls.own(V6Origin())
+        cls.origin = cls.own(HttpOrigin(addr="::1"))
         cls.dns.add("v6.test", aaaa=["::1"])
         rules = f"allow v6.test ports={cls.origin.port}\n"
         # ::1 is loopback, not public: only allow_net lets it through.
@@ -131,23 +96,23 @@ class Ipv6Origin(EgressdTestCase):
                                 dns=cls.dns)).start()
 
     def test_plain_http_to_ipv6_origin(self):
-        r = http_request(self.e, f"http://v6.test:{self.origin.port}/hello")
+        r = http_request(self.e, f"http://v6.test:{self.origin.port}/echo/hello")
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.body, b"v6 origin saw /hello from ::1\n")
+        self.assertEqual(r.json()["target"], "/echo/hello")
 
     def test_connect_tunnel_to_ipv6_origin(self):
         r, s, bs = connect_tunnel(self.e, f"v6.test:{self.origin.port}")
         port = s.getsockname()[1]
         try:
             self.assertEqual(r.status, 200, r)
-            s.sendall(f"GET /tunnel HTTP/1.1\r\nHost: v6.test:{self.origin.port}\r\n"
+            s.sendall(f"GET /echo/tunnel HTTP/1.1\r\nHost: v6.test:{self.origin.port}\r\n"
                       "Connection: close\r\n\r\n".encode())
             reply = bs.read_to_eof()
         finally:
             s.close()
         line = self.e.log_for_client(port)  # written when the tunnel ends
         self.assertIn(b"200 OK", reply)
-        self.assertIn(b"v6 origin saw /tunnel from ::1", reply)
+        self.assertIn(b'"target": "/echo/tunnel"', reply)
         self.assertEqual(line["upstream"], f"[::1]:{self.origin.port}")
 
     def test_ipv6_literal_outside_allow_net_still_refused(self):
