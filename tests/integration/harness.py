@@ -860,15 +860,20 @@ def request_head(method, url, headers=(), body=b"", close=True, absolute=True):
 
 
 def exchange(port, data, method="GET", source=None, timeout=DEFAULT_TIMEOUT):
-    """Send bytes on a new connection, read one response. Returns Response or
-    None when the server closed without one."""
+    """Send bytes on a new connection, read one response. Returns Response
+    (with .client_port, the connection's local port: Egressd.log_for_client
+    finds its access-log line by it) or None when the server closed without one."""
     s = connect_from(port, source, timeout)
     with contextlib.closing(s):
+        client_port = s.getsockname()[1]
         s.sendall(data)
         try:
-            return read_response(BufferedSocket(s), method)
+            r = read_response(BufferedSocket(s), method)
         except (ConnectionResetError, EOFError):
             return None
+        if r is not None:
+            r.client_port = client_port
+        return r
 
 
 def proxy_get(port, url, method="GET", body=b"", headers=(), source=None, timeout=DEFAULT_TIMEOUT):

@@ -182,14 +182,9 @@ deny denied.allowed.test
 
     def test_http_absolute_form_via_parent(self):
         before = len(self.origin.requests)
-        s = connect_from(self.child.port)
-        try:
-            s.sendall(request_bytes("GET", f"http://www.allowed.test:{self.O}/echo/plain?q=1",
-                                    f"www.allowed.test:{self.O}"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.child.port, request_bytes("GET", f"http://www.allowed.test:{self.O}/echo/plain?q=1",
+                     f"www.allowed.test:{self.O}"))
+        cport = r.client_port
         self.assertEqual(r.status, 200, r)
         info = r.json()
         # The parent turned the absolute form into the origin form.

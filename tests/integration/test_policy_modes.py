@@ -21,8 +21,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
                      TcpSink, assert_denied, base_config, client_hello, connect_from, connect_via,
-                     echo_roundtrip, egressd_bin, expect_closed, free_port, main, proxy_get,
-                     read_response, request_bytes, source_bindable, wait_until)
+                     echo_roundtrip, egressd_bin, exchange, expect_closed, free_port, main,
+                     proxy_get, request_bytes, source_bindable, wait_until)
 from modes_util import (metric_value, replace_sni, scrape, wait_listening)  # noqa: E402
 
 IN_GROUP, OUT_GROUP = "127.0.2.1", "127.0.3.1"
@@ -55,26 +55,18 @@ class ReportMode(EgressdTestCase):
         wait_listening(cls.admin_port, cls.sni_port, cls.http_port)
 
     def test_listed_is_allow(self):
-        s = connect_from(self.e.port)
-        try:
-            s.sendall(request_bytes("GET", f"http://listed.test:{self.O}/echo/listed", f"listed.test:{self.O}"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.e.port,
+                     request_bytes("GET", f"http://listed.test:{self.O}/echo/listed", f"listed.test:{self.O}"))
+        cport = r.client_port
         self.assertEqual(r.status, 200, r)
         rec = self.e.log_for_client(cport)
         self.assertEqual((rec["decision"], rec["rule"]), ("allow", "listed.test"), rec)
 
     def test_unlisted_http_passes_as_report(self):
         before = len(self.origin.requests)
-        s = connect_from(self.e.port)
-        try:
-            s.sendall(request_bytes("GET", f"http://unlisted.test:{self.O}/echo/rep", f"unlisted.test:{self.O}"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.e.port,
+                     request_bytes("GET", f"http://unlisted.test:{self.O}/echo/rep", f"unlisted.test:{self.O}"))
+        cport = r.client_port
         self.assertEqual(r.status, 200, r)
         self.assertEqual(len(self.origin.requests), before + 1)
         rec = self.e.log_for_client(cport)
@@ -188,13 +180,8 @@ class ReportMode(EgressdTestCase):
         self.assertEqual((rec["decision"], rec["reason"]), ("deny", "ip_literal"), rec)
 
     def test_host_listener_report(self):
-        s = connect_from(self.http_port)
-        try:
-            s.sendall(request_bytes("GET", "/echo/hostrep", f"unlisted.test:{self.O}"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.http_port, request_bytes("GET", "/echo/hostrep", f"unlisted.test:{self.O}"))
+        cport = r.client_port
         self.assertEqual(r.status, 200, r)
         rec = self.e.log_for_client(cport)
         self.assertEqual((rec["kind"], rec["decision"], rec["reason"]), ("host", "report", "not_allowed"), rec)
@@ -235,13 +222,9 @@ allow api.github.com ports={O},{E}
     # ---------------------------------------------------------------- groups
 
     def test_group_member_allowed_http(self):
-        s = connect_from(self.e.port, IN_GROUP)
-        try:
-            s.sendall(request_bytes("GET", f"http://grp.test:{self.O}/echo/g", f"grp.test:{self.O}"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.e.port,
+                     request_bytes("GET", f"http://grp.test:{self.O}/echo/g", f"grp.test:{self.O}"), source=IN_GROUP)
+        cport = r.client_port
         self.assertEqual(r.status, 200, r)
         rec = self.e.log_for_client(cport)
         self.assertTrue(rec["client"].startswith(IN_GROUP + ":"), rec)
@@ -249,26 +232,19 @@ allow api.github.com ports={O},{E}
 
     def test_non_member_denied_http(self):
         before = len(self.origin.requests)
-        s = connect_from(self.e.port, OUT_GROUP)
-        try:
-            s.sendall(request_bytes("GET", f"http://grp.test:{self.O}/echo/g", f"grp.test:{self.O}"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.e.port,
+                     request_bytes("GET", f"http://grp.test:{self.O}/echo/g", f"grp.test:{self.O}"),
+                     source=OUT_GROUP)
+        cport = r.client_port
         assert_denied(self, r, 403, "not_allowed", "grp.test")
         rec = self.e.log_for_client(cport)
         self.assertEqual((rec["group"], rec["decision"]), ("others", "deny"), rec)
         self.assertEqual(len(self.origin.requests), before)
 
     def test_ungrouped_client_denied_and_group_empty(self):
-        s = connect_from(self.e.port, "127.0.0.1")
-        try:
-            s.sendall(request_bytes("GET", f"http://grp.test:{self.O}/", f"grp.test:{self.O}"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.e.port,
+                     request_bytes("GET", f"http://grp.test:{self.O}/", f"grp.test:{self.O}"), source="127.0.0.1")
+        cport = r.client_port
         assert_denied(self, r, 403, "not_allowed")
         rec = self.e.log_for_client(cport)
         self.assertEqual(rec.get("group", ""), "", rec)
@@ -351,13 +327,9 @@ allow api.github.com ports={O},{E}
         cases = (("api.github.com", "api.github.com"), ("codeload.github.com", ".github.com"),
                  ("github.com", ".github.com"))
         for host, rule in cases:
-            s = connect_from(self.e.port)
-            try:
-                s.sendall(request_bytes("GET", f"http://{host}:{self.O}/echo/o", f"{host}:{self.O}"))
-                r = read_response(BufferedSocket(s))
-                cport = s.getsockname()[1]
-            finally:
-                s.close()
+            r = exchange(self.e.port,
+                         request_bytes("GET", f"http://{host}:{self.O}/echo/o", f"{host}:{self.O}"))
+            cport = r.client_port
             self.assertEqual(r.status, 200, (host, r))
             rec = self.e.log_for_client(cport)
             self.assertEqual((rec["decision"], rec["rule"]), ("allow", rule), rec)

@@ -247,14 +247,9 @@ deny api.allowed.test
 
     def test_host_origin_form_allowed(self):
         before = len(self.origin.requests)
-        s = connect_from(self.http_port)
-        try:
-            s.sendall(request_bytes("GET", "/echo/path?secret=1", "www.allowed.test",
-                                    headers=[("X-Test", "host-mode")]))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.http_port, request_bytes("GET", "/echo/path?secret=1", "www.allowed.test",
+                     headers=[("X-Test", "host-mode")]))
+        cport = r.client_port
         self.assertEqual(r.status, 200, r)
         info = r.json()
         self.assertEqual(info["target"], "/echo/path?secret=1")
@@ -277,13 +272,8 @@ deny api.allowed.test
     def test_host_name_spellings(self):
         # Upper case and one trailing dot: the same name (SPEC "Patterns").
         for host in ("WWW.Allowed.TEST", "www.allowed.test."):
-            s = connect_from(self.http_port)
-            try:
-                s.sendall(request_bytes("GET", "/echo/spelling", host))
-                r = read_response(BufferedSocket(s))
-                cport = s.getsockname()[1]
-            finally:
-                s.close()
+            r = exchange(self.http_port, request_bytes("GET", "/echo/spelling", host))
+            cport = r.client_port
             self.assertEqual(r.status, 200, (host, r))
             rec = self.e.log_for_client(cport)
             self.assertEqual((rec["host"], rec["decision"]), ("www.allowed.test", "allow"), rec)
@@ -301,13 +291,8 @@ deny api.allowed.test
 
     def test_host_not_allowed_403(self):
         before = len(self.origin.requests)
-        s = connect_from(self.http_port)
-        try:
-            s.sendall(request_bytes("GET", "/x", "evil.test"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.http_port, request_bytes("GET", "/x", "evil.test"))
+        cport = r.client_port
         assert_denied(self, r, 403, "not_allowed", "evil.test")
         rec = self.e.log_for_client(cport)
         self.assertEqual((rec["kind"], rec["decision"], rec["reason"]), ("host", "deny", "not_allowed"), rec)
@@ -341,7 +326,8 @@ deny api.allowed.test
         self.assertEqual(len(self.origin.requests), before)
 
     def test_host_connect_refused_400(self):
-        r = exchange(self.http_port, b"CONNECT tls.allowed.test:443 HTTP/1.1\r\nHost: tls.allowed.test:443\r\n\r\n",
+        r = exchange(self.http_port,
+                     b"CONNECT tls.allowed.test:443 HTTP/1.1\r\nHost: tls.allowed.test:443\r\n\r\n",
                      "CONNECT")
         self.assertIsNotNone(r)
         self.assertEqual(r.status, 400, r)
@@ -366,13 +352,8 @@ deny api.allowed.test
 
     def test_host_default_port_80(self):
         # No port=: the upstream port is 80 (logged even when nothing listens there).
-        s = connect_from(self.http_default_port)
-        try:
-            s.sendall(request_bytes("GET", "/", "dflt.allowed.test"))
-            r = read_response(BufferedSocket(s))
-            cport = s.getsockname()[1]
-        finally:
-            s.close()
+        r = exchange(self.http_default_port, request_bytes("GET", "/", "dflt.allowed.test"))
+        cport = r.client_port
         self.assertIsNotNone(r)
         rec = self.e.log_for_client(cport)
         self.assertEqual(rec["kind"], "host", rec)
