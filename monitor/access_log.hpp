@@ -23,6 +23,7 @@ struct access_record {
   std::chrono::system_clock::time_point ts;  // when it ended
   std::string client;                        // ip:port
   std::string group;
+  std::string agent;  // agent named by proxy credentials ("" if none)
   request_kind kind = request_kind::http;
   std::string method;
   std::string host;
