@@ -312,6 +312,12 @@ const char* to_string(reason r) {
     case reason::client_closed: return "client_closed";
     case reason::idle_timeout: return "idle_timeout";
     case reason::shutdown: return "shutdown";
+    case reason::auth_required: return "auth_required";
+    case reason::auth_failed: return "auth_failed";
+    case reason::auth_throttled: return "auth_throttled";
+    case reason::bad_sni: return "bad_sni";
+    case reason::ech: return "ech";
+    case reason::overloaded: return "overloaded";
   }
   return "unknown";
 }

@@ -44,6 +44,13 @@ enum class reason : uint8_t {
   client_closed,
   idle_timeout,
   shutdown,
+  // Added for agents, TLS privacy extensions and overload (SPEC reason codes).
+  auth_required,
+  auth_failed,
+  auth_throttled,
+  bad_sni,
+  ech,
+  overloaded,
 };
 const char* to_string(reason r);
 

@@ -39,6 +39,20 @@ struct listen_spec {
   int line = 0;
 };
 
+// `state FILE | redis://HOST:PORT[/DB] [password_file=PATH] | off`: where
+// grants (and, with Redis, the fleet's buckets, blocks and denials) live.
+struct state_spec {
+  enum class kind_t : uint8_t { off, file, redis };
+  kind_t kind = kind_t::off;
+  std::string path;           // file: resolved against the config file's directory
+  std::string host;           // redis
+  uint16_t port = 6379;       // redis
+  unsigned db = 0;            // redis: /DB
+  std::string password_file;  // redis: resolved path, empty = no AUTH
+  std::string file;           // where it was written
+  int line = 0;
+};
+
 struct timeouts {
   milliseconds connect{10'000};
   milliseconds idle{300'000};
@@ -102,6 +116,9 @@ struct snapshot {
   std::vector<std::string> files;       // every file read (main + includes)
 
   std::optional<endpoint> admin;  // absent = no admin endpoint
+  std::vector<acl::cidr> admin_allow;  // admin allow=: client networks admitted (empty = any)
+  std::string admin_token_file;        // admin token_file=: bearer token for /v1/ (resolved path)
+  state_spec state;                    // `state`
   std::vector<dns_listen_spec> dns_listens;
   std::vector<forward_spec> forwards;
   std::optional<endpoint> upstream_proxy;  // http://HOST:PORT (host may be a name)

@@ -26,6 +26,7 @@ constexpr entry table[] = {
     {"threads", directive_threads},
     {"resolver", directive_resolver},
     {"hosts", directive_hosts},
+    {"state", directive_state},
     {"group", directive_group},
     {"forward", directive_forward},
     {"upstream_proxy", directive_upstream_proxy},
@@ -42,7 +43,7 @@ constexpr entry table[] = {
 
 std::string_view suggest_directive(std::string_view word) {
   return suggest(word, {"allow", "deny", "allow_net", "listen", "admin", "dns_listen", "threads",
-                        "resolver", "hosts", "group", "forward", "upstream_proxy", "mode", "anomaly",
+                        "resolver", "hosts", "state", "group", "forward", "upstream_proxy", "mode", "anomaly",
                         "access_log", "timeout", "limit", "tls_ports", "require_sni", "include"});
 }
 

@@ -25,6 +25,7 @@ void directive_upstream_proxy(parse_context& ctx, const line_tokens& t);
 void directive_threads(parse_context& ctx, const line_tokens& t);
 void directive_resolver(parse_context& ctx, const line_tokens& t);
 void directive_hosts(parse_context& ctx, const line_tokens& t);
+void directive_state(parse_context& ctx, const line_tokens& t);
 void directive_access_log(parse_context& ctx, const line_tokens& t);
 
 // directives_limits.cpp

@@ -68,13 +68,89 @@ void directive_listen(parse_context& ctx, const line_tokens& t) {
 
 void directive_admin(parse_context& ctx, const line_tokens& t) {
   ctx.use(feature::admin);
-  take_options(ctx, "admin", t, {}, nullptr);
+  std::optional<std::string_view> opt[2];
+  take_options(ctx, "admin", t, {"allow", "token_file"}, opt);
   if (!ctx.once("admin", "admin")) return;
-  if (!expect_args(ctx, t, 1, 1, "admin ADDR:PORT")) return;
+  if (!expect_args(ctx, t, 1, 1, "admin ADDR:PORT [allow=CIDR,...] [token_file=PATH]")) return;
   endpoint e;
   if (!parse_bind_address(ctx, t.args()[0], "admin", &e)) return;
+  bool ok = true;
+  std::vector<acl::cidr> allow;
+  if (opt[0]) {
+    std::string_view list = *opt[0];
+    for (;;) {
+      const auto comma = list.find(',');
+      const std::string_view v = list.substr(0, comma);
+      if (auto c = acl::parse_cidr(v)) {
+        allow.push_back(*c);
+      } else {
+        ctx.error(explain_cidr(v) + " in admin allow=");
+        ok = false;
+      }
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  if (opt[1] && opt[1]->empty()) {
+    ctx.error("admin token_file= needs a path (a file holding the bearer token for /v1/)");
+    ok = false;
+  }
+  if (!ok) return;
+  if (opt[0]) ctx.use(feature::admin_allow);
+  if (opt[1]) ctx.use(feature::admin_token);
   ctx.claim_address(e, false, "admin");
   ctx.snap->admin = std::move(e);
+  ctx.snap->admin_allow = std::move(allow);
+  if (opt[1]) ctx.snap->admin_token_file = ctx.resolve_path(*opt[1]);
+}
+
+// state FILE | redis://HOST:PORT[/DB] [password_file=PATH] | off
+void directive_state(parse_context& ctx, const line_tokens& t) {
+  std::optional<std::string_view> opt[1];
+  take_options(ctx, "state", t, {"password_file"}, opt);
+  if (!ctx.once("state", "state")) return;
+  if (!expect_args(ctx, t, 1, 1, "state FILE | redis://HOST:PORT[/DB] [password_file=PATH] | off")) return;
+  const std::string_view v = t.args()[0];
+  state_spec s;
+  s.file = ctx.file();
+  s.line = ctx.line();
+  constexpr std::string_view scheme = "redis://";
+  if (v.starts_with(scheme)) {
+    std::string_view rest = v.substr(scheme.size());
+    const auto slash = rest.find('/');
+    endpoint ep;
+    uint64_t db = 0;
+    if (slash != std::string_view::npos && (!parse_u64(rest.substr(slash + 1), &db) || db > 15)) {
+      ctx.error("invalid database in '" + std::string(v) + "' (write redis://HOST:PORT/DB with DB 0..15)");
+      return;
+    }
+    if (!parse_endpoint(rest.substr(0, slash), &ep, true)) {
+      ctx.error("invalid Redis address '" + std::string(v) + "' (write redis://HOST:PORT[/DB], e.g. redis://10.0.0.5:6379/0)");
+      return;
+    }
+    ctx.use(feature::state_redis);
+    s.kind = state_spec::kind_t::redis;
+    s.host = ep.host;
+    s.port = ep.port;
+    s.db = static_cast<unsigned>(db);
+    if (opt[0]) s.password_file = ctx.resolve_path(*opt[0]);
+  } else {
+    if (opt[0]) {
+      ctx.error("password_file= applies only to state redis://...");
+      return;
+    }
+    if (v == "off") {
+      s.kind = state_spec::kind_t::off;
+    } else if (v.find("://") != std::string_view::npos) {
+      ctx.error("unsupported state '" + std::string(v) + "' (use a FILE, redis://HOST:PORT[/DB] or off)");
+      return;
+    } else {
+      ctx.use(feature::state_file);
+      s.kind = state_spec::kind_t::file;
+      s.path = ctx.resolve_path(v);
+    }
+  }
+  ctx.snap->state = std::move(s);
 }
 
 void directive_dns_listen(parse_context& ctx, const line_tokens& t) {

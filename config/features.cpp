@@ -21,6 +21,10 @@ bool supported(feature f) {
     case feature::dns_listen: return true;
     case feature::listen_sni: return true;
     case feature::listen_http: return true;
+    case feature::state_file: return false;
+    case feature::state_redis: return false;
+    case feature::admin_allow: return false;
+    case feature::admin_token: return false;
   }
   return false;
 }
@@ -41,6 +45,10 @@ const char* describe(feature f) {
     case feature::dns_listen: return "the dns_listen directive";
     case feature::listen_sni: return "listen mode=sni";
     case feature::listen_http: return "listen mode=http";
+    case feature::state_file: return "state FILE";
+    case feature::state_redis: return "state redis://";
+    case feature::admin_allow: return "admin option allow=";
+    case feature::admin_token: return "admin option token_file=";
   }
   return "?";
 }

@@ -22,6 +22,10 @@ enum class feature : uint8_t {
   dns_listen,        // dns_listen ADDR:PORT
   listen_sni,        // listen ... mode=sni
   listen_http,       // listen ... mode=http
+  state_file,        // state FILE
+  state_redis,       // state redis://...
+  admin_allow,       // admin ... allow=
+  admin_token,       // admin ... token_file= (the /v1/ API)
 };
 
 // Every feature, for tests and --check.
@@ -29,7 +33,8 @@ inline constexpr feature all_features[] = {
     feature::rule_rate,   feature::rule_burst,    feature::rule_per_client, feature::rule_conns,
     feature::rule_bandwidth, feature::client_groups, feature::admin,       feature::anomaly,
     feature::report_mode, feature::forward,       feature::upstream_proxy, feature::dns_listen,
-    feature::listen_sni,  feature::listen_http,
+    feature::listen_sni,  feature::listen_http,    feature::state_file,     feature::state_redis,
+    feature::admin_allow, feature::admin_token,
 };
 
 bool supported(feature f);

@@ -61,6 +61,13 @@ std::string summary(const snapshot& s) {
   for (const auto& d : s.dns_listens)
     line("dns_listen", d.addr.to_string() + " answer=" + d.answer.to_string());
   line("admin", s.admin ? s.admin->to_string() : "off");
+  switch (s.state.kind) {
+    case state_spec::kind_t::off: line("state", "off"); break;
+    case state_spec::kind_t::file: line("state", s.state.path); break;
+    case state_spec::kind_t::redis:
+      line("state", "redis://" + s.state.host + ":" + std::to_string(s.state.port) + "/" + std::to_string(s.state.db));
+      break;
+  }
   line("threads", s.threads ? std::to_string(s.threads)
                             : "auto (" + std::to_string(std::thread::hardware_concurrency()) + ")");
   std::string res;

@@ -181,4 +181,22 @@ bool parse_endpoint(std::string_view v, endpoint* out, bool port_required) {
   return true;
 }
 
+std::string explain_cidr(std::string_view v) {
+  std::string head = "invalid network '" + std::string(v) + "'";
+  auto slash = v.find('/');
+  auto ip = acl::parse_ip_strict(v.substr(0, slash));
+  if (!ip) return head + " (write ADDRESS/PREFIX, e.g. 10.0.0.0/8 or fd00::/8)";
+  if (slash == v.npos) return head;
+  uint64_t prefix = 0;
+  unsigned max = ip->is_v4() ? 32 : 128;
+  if (!parse_u64(v.substr(slash + 1), &prefix) || prefix > max)
+    return head + " (the prefix length is 0.." + std::to_string(max) + ")";
+  acl::ip_address net = *ip;
+  for (unsigned bit = unsigned(prefix); bit < max; ++bit)
+    net.bytes[bit / 8] &= uint8_t(~(0x80u >> (bit % 8)));
+  return head + ": host bits are set (did you mean " + net.to_string() + "/" +
+         std::to_string(prefix) + "?)";
+}
+
+
 }  // namespace egressd::config

@@ -4,6 +4,7 @@
 // Pure functions; thread-safe; no allocation except parse_port_list's output.
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -32,5 +33,8 @@ bool parse_port_list(std::string_view v, std::vector<uint16_t>* out, std::string
 // HOST[:PORT] with any port 0..65535; *has_port tells whether one was
 // written. parse_endpoint() is this plus "port 1..65535, required or not".
 bool parse_host_port(std::string_view v, endpoint* out, bool* has_port);
+
+// Why acl::parse_cidr refused `v`, as advice for a config error.
+std::string explain_cidr(std::string_view v);
 
 }  // namespace egressd::config

@@ -17,8 +17,12 @@ int status_for(reason r) {
     case reason::self:
     case reason::anomaly_block:
       return 403;
+    case reason::auth_required:
+    case reason::auth_failed:
+      return 407;
     case reason::rate_limited:
     case reason::conns_limited:
+    case reason::auth_throttled:
       return 429;
     case reason::header_too_large:
       return 431;
@@ -32,6 +36,7 @@ int status_for(reason r) {
     case reason::upstream_timeout:
       return 504;
     case reason::shutdown:
+    case reason::overloaded:
       return 503;
     default:
       return 400;
@@ -43,6 +48,7 @@ const char* status_text(int status) {
     case 200: return "OK";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
+    case 407: return "Proxy Authentication Required";
     case 414: return "URI Too Long";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
