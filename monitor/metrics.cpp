@@ -96,6 +96,11 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
                                      "Configuration reloads by result.", type::counter);
   reloads_[0] = reg_.counter(reloads, {{"result", "ok"}});
   reloads_[1] = reg_.counter(reloads, {{"result", "error"}});
+  admin_refused_ = reg_.counter(
+      reg_.family("egressd_admin_refused_total",
+                  "Admin endpoint connections closed at accept: the client is outside admin allow=.",
+                  type::counter),
+      {});
   connect_ = reg_.histogram(
       reg_.family("egressd_upstream_connect_seconds", "Time to connect to the upstream (TCP).",
                   type::histogram, false,

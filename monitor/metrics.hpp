@@ -10,6 +10,7 @@
 //   egressd_client_unique_domains{client}           bounded client table)
 //   egressd_dns_queries_total{result}
 //   egressd_config_reloads_total{result}           (ok | error)
+//   egressd_admin_refused_total                    (admin clients outside allow=)
 //   egressd_upstream_connect_seconds, egressd_request_duration_seconds
 //   egressd_access_log_dropped_total
 // Thread contract: as metrics_registry. Calls taking a `shard` come from the
@@ -66,6 +67,7 @@ class metrics {
     reg_.add(reg_.shared_shard(), alerts_[static_cast<size_t>(t)]);
   }
   void config_reload(bool ok) { reg_.add(reg_.shared_shard(), reloads_[ok ? 0 : 1]); }
+  void admin_refused() { reg_.add(reg_.shared_shard(), admin_refused_); }
 
   // The id of egressd_rule_requests_total{rule="PATTERN"}; call when building
   // a snapshot (get-or-create: a rule kept across reloads keeps its count).
@@ -99,6 +101,7 @@ class metrics {
   metrics_registry::counter_id alerts_[alert_type_count];
   metrics_registry::counter_id dns_[dns_results];
   metrics_registry::counter_id reloads_[2];
+  metrics_registry::counter_id admin_refused_;
   metrics_registry::histogram_id connect_, duration_;
 };
 

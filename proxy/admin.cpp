@@ -6,12 +6,15 @@
 #include <fmt/format.h>
 
 #include "proxy/listen_socket.hpp"
+#include "proxy/upstream.hpp"
 
 namespace egressd::proxy {
 
-std::unique_ptr<admin_server> admin_server::start(const tcp::endpoint& ep, handlers h, std::string* error) {
+std::unique_ptr<admin_server> admin_server::start(const tcp::endpoint& ep, std::vector<acl::cidr> allow, handlers h,
+                                                  std::string* error) {
   std::unique_ptr<admin_server> a(new admin_server());
   a->h_ = std::move(h);
+  a->allow_ = std::move(allow);
   error_code ec;
   a->acceptor_ = open_acceptor(a->io_, ep, false, 128, ec);
   if (!ec) a->local_ = a->acceptor_->local_endpoint(ec);
@@ -35,6 +38,21 @@ admin_server::~admin_server() {
   if (thread_.joinable()) thread_.join();
 }
 
+void admin_server::set_allow(std::vector<acl::cidr> allow) {
+  net::post(io_, [this, allow = std::move(allow)]() mutable { allow_ = std::move(allow); });
+}
+
+bool admin_server::admitted(const tcp::socket& s) const {
+  if (allow_.empty()) return true;
+  error_code ec;
+  const auto peer = s.remote_endpoint(ec);
+  if (ec) return false;  // already gone: nothing to serve
+  const acl::ip_address a = to_acl_address(peer.address());
+  for (const auto& c : allow_)
+    if (c.contains(a)) return true;
+  return false;
+}
+
 awaitable<void> admin_server::accept_loop() {
   for (;;) {
     tcp::socket s(io_);
@@ -42,6 +60,11 @@ awaitable<void> admin_server::accept_loop() {
     co_await acceptor_->async_accept(s, net::redirect_error(use_awaitable, ec));
     if (ec) {
       if (!acceptor_->is_open()) co_return;
+      continue;
+    }
+    if (!admitted(s)) {
+      s.close(ec);  // before reading a byte
+      if (h_.refused) h_.refused();
       continue;
     }
     net::co_spawn(io_, serve(std::move(s)), [](std::exception_ptr) {});

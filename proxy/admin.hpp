@@ -3,13 +3,18 @@
 // /healthz, /readyz, /alerts (JSON), 404 elsewhere. It runs on its own thread
 // and io_context so a scrape never competes with a worker; it reads only
 // thread-safe state (metrics registry, anomaly detector, atomics).
+// `admin ... allow=CIDR,...`: a client outside those networks is closed right
+// after accept, before a byte is read, and counted (handlers::refused). The
+// allow list lives on the admin thread; set_allow() posts a new one there.
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "acl/ip_address.hpp"
 #include "proxy/asio.hpp"
 
 namespace egressd::proxy {
@@ -20,21 +25,28 @@ class admin_server {
     std::function<std::string()> metrics;  // Prometheus text
     std::function<std::string()> alerts;   // JSON array
     std::function<bool()> ready;
+    std::function<void()> refused;  // a client outside allow= was closed
   };
   // Binds ADDR:PORT; on failure returns null with a sentence in *error.
-  static std::unique_ptr<admin_server> start(const tcp::endpoint& ep, handlers h, std::string* error);
+  // `allow` empty = every client is served.
+  static std::unique_ptr<admin_server> start(const tcp::endpoint& ep, std::vector<acl::cidr> allow, handlers h,
+                                             std::string* error);
   ~admin_server();
   tcp::endpoint local() const { return local_; }
+  // Any thread: the allow list of a reloaded config (applies to new connections).
+  void set_allow(std::vector<acl::cidr> allow);
 
  private:
   admin_server() = default;
   awaitable<void> accept_loop();
   awaitable<void> serve(tcp::socket s);
+  bool admitted(const tcp::socket& s) const;
 
   net::io_context io_{1};
   std::unique_ptr<tcp::acceptor> acceptor_;
   tcp::endpoint local_;
   handlers h_;
+  std::vector<acl::cidr> allow_;  // admin thread only (after start)
   std::thread thread_;
 };
 

@@ -100,8 +100,9 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     server* self = s.get();
     admin_server::handlers h{[self] { return self->metrics_->render(); },
                              [self] { return self->detector_->recent_alerts_json(); },
-                             [self] { return self->ready_.load(); }};
-    s->admin_ = admin_server::start(ep, std::move(h), error);
+                             [self] { return self->ready_.load(); },
+                             [self] { self->metrics_->admin_refused(); }};
+    s->admin_ = admin_server::start(ep, snap->admin_allow, std::move(h), error);
     if (!s->admin_) return nullptr;
     auto local = s->admin_->local();
     s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
@@ -143,6 +144,7 @@ void server::publish(std::shared_ptr<const config::snapshot> snap) {
   detector_->set_thresholds(thresholds(snap->anomaly));
   for (auto& w : workers_) w->publish(snap, limits_);
   for (auto& d : dns_) d->publish(snap);
+  if (admin_) admin_->set_allow(snap->admin_allow);
   metrics_->config_reload(true);
 }
 
