@@ -48,8 +48,45 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE = Path(os.environ.get("EGRESSD_SOURCE") or HERE.parents[1])
 
+# Set (to "address" or "thread") when EGRESSD_BIN is a sanitizer build (make
+# test-sanitize): everything runs several times slower, and a sanitizer report
+# in egressd's stderr fails the test (Egressd.check_sanitizer).
+SANITIZER = os.environ.get("EGRESSD_SANITIZE", "").strip()
+if SANITIZER.upper() in ("", "OFF", "0", "FALSE", "NO"):
+    SANITIZER = ""
+SLOW = 3 if SANITIZER else 1
+
 # A hung test must not hang ctest: dump every thread's stack and exit.
-faulthandler.dump_traceback_later(240, exit=True)
+faulthandler.dump_traceback_later(240 * SLOW, exit=True)
+
+# What ASan, LSan, UBSan and TSan print when they find something. UBSan's
+# "FILE:LINE:COL: runtime error: ..." is only looked for in a sanitizer build.
+_SANITIZER_REPORT = re.compile(
+    r"^==\d+==ERROR: (?:Address|Leak)Sanitizer|^WARNING: ThreadSanitizer|"
+    r"^SUMMARY: (?:Address|Leak|UndefinedBehavior|Thread)Sanitizer", re.M)
+_UBSAN_REPORT = re.compile(r"^\S+:\d+:\d+: runtime error: ", re.M)
+
+
+def assert_no_sanitizer_report(completed):
+    """For a subprocess.run() of egressd with capture_output: raise if its
+    stderr holds a sanitizer report; returns `completed`."""
+    err = completed.stderr
+    report = sanitizer_report(err.decode("utf-8", "replace") if isinstance(err, bytes) else err or "")
+    if report is not None:
+        raise AssertionError(f"{completed.args} printed a sanitizer report "
+                             f"(exit status {completed.returncode}):\n{report}")
+    return completed
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in `text` (egressd's stderr) with what
+    follows it, or None."""
+    m = _SANITIZER_REPORT.search(text)
+    if SANITIZER:
+        u = _UBSAN_REPORT.search(text)
+        if u and (m is None or u.start() < m.start()):
+            m = u
+    return None if m is None else text[m.start():m.start() + 6000]
 
 DEFAULT_TIMEOUT = 15.0  # seconds for any single socket operation in tests
 
@@ -262,6 +299,7 @@ class Egressd:
             _live_procs.discard(self.proc)
             for f in (self._out, self._err):
                 f.close()
+        self.check_sanitizer()
         if expect is not None and rc != expect:
             raise AssertionError(f"egressd exited with {rc}, expected {expect}\n"
                                  f"stderr:\n{self.stderr()[-4000:]}")
@@ -275,6 +313,18 @@ class Egressd:
         for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
             if f is not None and not f.closed:
                 f.close()
+
+    def check_sanitizer(self):
+        """Fail if egressd's stderr holds a sanitizer report (ASan, LSan, UBSan,
+        TSan): run at every stop and cleanup, so a report fails the test even
+        when the test expected egressd to die or never stops it itself."""
+        if self.proc is None or getattr(self, "_sanitizer_checked", False):
+            return
+        report = sanitizer_report(self.stderr())
+        if report is not None:
+            self._sanitizer_checked = True  # reported once, not again at cleanup
+            raise AssertionError(f"egressd ({self.conf_path}) printed a sanitizer report "
+                                 f"(exit status {self.proc.returncode}):\n{report}")
 
     def stderr(self):
         try:
@@ -292,7 +342,10 @@ class Egressd:
 
     def cleanup(self):
         self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.check_sanitizer()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- access log
 

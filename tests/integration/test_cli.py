@@ -10,12 +10,13 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import clean_env, egressd_bin, free_port, main  # noqa: E402
+from harness import assert_no_sanitizer_report, clean_env, egressd_bin, free_port, main  # noqa: E402
 
 
 def run(args, cwd=None, timeout=20):
-    return subprocess.run([egressd_bin()] + args, capture_output=True, timeout=timeout,
-                          cwd=cwd, stdin=subprocess.DEVNULL, env=clean_env())
+    return assert_no_sanitizer_report(subprocess.run(
+        [egressd_bin()] + args, capture_output=True, timeout=timeout,
+        cwd=cwd, stdin=subprocess.DEVNULL, env=clean_env()))
 
 
 GOOD = """# a good config

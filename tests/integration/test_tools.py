@@ -19,12 +19,14 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, assert_denied,  # noqa: E402
-                     base_config, clean_env, connect_tunnel, egressd_bin, free_port, http_request, main)
+                     assert_no_sanitizer_report, base_config, clean_env, connect_tunnel,
+                     egressd_bin, free_port, http_request, main)
 
 
 def run(args, stdin=None, cwd=None, timeout=30):
-    return subprocess.run([egressd_bin()] + args, capture_output=True, timeout=timeout, cwd=cwd,
-                          input=stdin, env=clean_env())
+    return assert_no_sanitizer_report(subprocess.run(
+        [egressd_bin()] + args, capture_output=True, timeout=timeout, cwd=cwd,
+        input=stdin, env=clean_env()))
 
 
 class Learn(EgressdTestCase):
