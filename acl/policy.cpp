@@ -84,7 +84,7 @@ struct policy::impl {
     const impl& p;
     uint16_t port;
     std::string_view method;
-    const ip_address& client;
+    const client_id& client;
     rank best_deny, best_allow;
     bool name_fit = false;  // an allow rule matched the name (and group)
     bool port_fit = false;  // ... and the port
@@ -98,7 +98,10 @@ struct policy::impl {
         return;
       }
       const int32_t g = p.rule_group[static_cast<size_t>(r)];
-      if (g >= 0 && !in_any(p.groups[static_cast<size_t>(g)].nets, client)) return;
+      if (g >= 0 && !in_group(g)) return;
+      if (!ru.agents.empty() &&
+          std::find(ru.agents.begin(), ru.agents.end(), client.agent) == ru.agents.end())
+        return;
       name_fit = true;
       if (!contains_port(ru.ports, port)) return;
       port_fit = true;
@@ -106,6 +109,11 @@ struct policy::impl {
           std::find(ru.methods.begin(), ru.methods.end(), method) == ru.methods.end())
         return;
       if (rk < best_allow) best_allow = rk;
+    }
+    bool in_group(int32_t g) const {
+      for (int32_t m : client.agent_group_index)
+        if (m == g) return true;
+      return in_any(p.groups[static_cast<size_t>(g)].nets, client.addr);
     }
     void walk(int32_t head, rank rk) {
       for (int32_t r = head; r >= 0; r = p.next[static_cast<size_t>(r)]) consider(r, rk);
@@ -226,7 +234,7 @@ std::unique_ptr<policy> policy::build(std::vector<rule> rules, std::vector<net_r
 }
 
 decision policy::decide(std::string_view host, uint16_t port, std::string_view method,
-                        const ip_address& client) const {
+                        const client_id& client) const {
   const impl& p = *impl_;
   host_buffer buf;
   const auto normalised = normalize_host(host, buf);

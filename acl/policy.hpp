@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "acl/address_class.hpp"
+#include "acl/client_id.hpp"
 #include "acl/ip_address.hpp"
 #include "acl/rule.hpp"
 
@@ -83,14 +84,24 @@ class policy {
 
   // host: as the client wrote it (normalised here: case, one trailing dot).
   // method: the HTTP method, or empty for a tunnel (CONNECT / SNI), in which
-  // case methods= is not checked. client: the source address (for group=).
+  // case methods= is not checked. client: who asks: its source address and,
+  // when it named itself, its agent (agent= rules apply only to the agents
+  // they name; group= fits when the address is in the group's networks or the
+  // agent is a member of the group).
   // Decision order (SPEC): a matching deny denies (denied_rule); else the most
   // specific allow whose pattern, port, method and group fit allows (exact,
   // then longest suffix, then regex, then earliest); else deny with the most
   // telling reason: `port` if a rule matched the name but not the port,
   // `method` if the port fit but not the method, else `not_allowed`.
   decision decide(std::string_view host, uint16_t port, std::string_view method,
-                  const ip_address& client) const;
+                  const client_id& client) const;
+  // An anonymous client: the address alone decides.
+  decision decide(std::string_view host, uint16_t port, std::string_view method,
+                  const ip_address& client) const {
+    client_id c;
+    c.addr = client;
+    return decide(host, port, method, c);
+  }
 
   // Destination address check for a resolved or literal address: allowed if
   // an allow_net covers it (and the port), else only if it is public.

@@ -30,6 +30,7 @@ struct rule {
   std::vector<uint16_t> ports;       // allow only; never empty (default 80,443)
   std::vector<std::string> methods;  // upper-case; empty = any method
   std::string group;                 // empty = every client
+  std::vector<std::string> agents;   // agent=: only these agents; empty = everyone
   rule_limits limits;
   // Where it was written, for diagnostics and the `rule` log field.
   std::string file;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "acl/agents.hpp"
 #include "acl/ip_address.hpp"
 #include "acl/policy.hpp"
 #include "acl/rule.hpp"
@@ -125,6 +126,10 @@ struct snapshot {
   bool report_mode = false;                // `mode report`
   anomaly_settings anomaly;
   std::vector<acl::client_group> groups;  // also inside policy; kept for --check
+  // `agent` / `agents FILE` (never null in a loaded snapshot; may be empty)
+  // and `auth` (default: required when an agent is defined, else off).
+  std::unique_ptr<const acl::agent_table> agents;
+  acl::auth_mode auth = acl::auth_mode::off;
 
   bool is_tls_port(uint16_t p) const;
 };

@@ -28,6 +28,9 @@ constexpr entry table[] = {
     {"hosts", directive_hosts},
     {"state", directive_state},
     {"group", directive_group},
+    {"agent", directive_agent},
+    {"agents", directive_agents},
+    {"auth", directive_auth},
     {"forward", directive_forward},
     {"upstream_proxy", directive_upstream_proxy},
     {"mode", directive_mode},
@@ -43,7 +46,7 @@ constexpr entry table[] = {
 
 std::string_view suggest_directive(std::string_view word) {
   return suggest(word, {"allow", "deny", "allow_net", "listen", "admin", "dns_listen", "threads",
-                        "resolver", "hosts", "state", "group", "forward", "upstream_proxy", "mode", "anomaly",
+                        "resolver", "hosts", "state", "group", "agent", "agents", "auth", "forward", "upstream_proxy", "mode", "anomaly",
                         "access_log", "timeout", "limit", "tls_ports", "require_sni", "include"});
 }
 

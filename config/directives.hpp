@@ -42,4 +42,11 @@ void directive_deny(parse_context& ctx, const line_tokens& t);
 void directive_allow_net(parse_context& ctx, const line_tokens& t);
 void directive_group(parse_context& ctx, const line_tokens& t);
 
+// directives_agents.cpp
+void directive_agent(parse_context& ctx, const line_tokens& t);
+void directive_agents(parse_context& ctx, const line_tokens& t);
+void directive_auth(parse_context& ctx, const line_tokens& t);
+// The body of an agents FILE (`path` names it in diagnostics).
+void parse_agents_text(parse_context& ctx, std::string_view text, const std::string& path);
+
 }  // namespace egressd::config

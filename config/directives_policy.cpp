@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <string>
 
+#include "acl/agents.hpp"
 #include "acl/ip_address.hpp"
 #include "acl/pattern.hpp"
 #include "config/directives.hpp"
@@ -43,6 +44,22 @@ bool valid_group_name(std::string_view n) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-' || c == '.';
   });
+}
+
+// agent=a,b: names checked here, existence at the end (finish_agents).
+bool parse_agent_list(parse_context& ctx, std::string_view v, std::vector<std::string>* out) {
+  size_t start = 0;
+  while (true) {
+    const size_t comma = v.find(',', start);
+    const std::string_view n = v.substr(start, comma == v.npos ? v.npos : comma - start);
+    if (!acl::valid_agent_name(n)) {
+      ctx.error("invalid agent '" + std::string(n) + "' in agent= (letters, digits, _ - .; e.g. agent=build-7,ci)");
+      return false;
+    }
+    if (std::find(out->begin(), out->end(), n) == out->end()) out->emplace_back(n);
+    if (comma == v.npos) return true;
+    start = comma + 1;
+  }
 }
 
 bool parse_pattern_arg(parse_context& ctx, std::string_view v) {
@@ -116,12 +133,12 @@ void push_rule(parse_context& ctx, acl::rule&& r) {
 }  // namespace
 
 void directive_allow(parse_context& ctx, const line_tokens& t) {
-  std::optional<std::string_view> opt[8];
+  std::optional<std::string_view> opt[9];
   if (!t.options().empty())
     take_options(ctx, "allow", t,
-                 {"ports", "methods", "group", "rate", "per", "burst", "conns", "bandwidth"}, opt);
+                 {"ports", "methods", "group", "rate", "per", "burst", "conns", "bandwidth", "agent"}, opt);
   if (!expect_args(ctx, t, 1, 1, "allow PATTERN [ports=] [methods=] [rate=] [per=client] [burst=] "
-                                 "[conns=] [bandwidth=] [group=]; one pattern per line"))
+                                 "[conns=] [bandwidth=] [group=] [agent=]; one pattern per line"))
     return;
   bool ok = parse_pattern_arg(ctx, t.args()[0]);
   acl::rule r;
@@ -147,8 +164,10 @@ void directive_allow(parse_context& ctx, const line_tokens& t) {
     }
   }
   if (opt[3] || opt[4] || opt[5] || opt[6] || opt[7]) parse_rule_limits(ctx, opt + 3, &r.limits);
+  if (opt[8] && !parse_agent_list(ctx, *opt[8], &r.agents)) ok = false;
   if (!ok) return;
   if (!r.group.empty()) ctx.group_refs.push_back({r.group, ctx.rules.size(), ctx.here()});
+  for (const auto& a : r.agents) ctx.agent_refs.push_back({a, ctx.here()});
   push_rule(ctx, std::move(r));
 }
 

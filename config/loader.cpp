@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "acl/policy.hpp"
 #include "config/directives.hpp"
@@ -189,13 +190,70 @@ void loader::finish_hosts() {
     parse_hosts(text, ctx_.snap->hosts_file, &ctx_.snap->hosts, nullptr);
 }
 
+void loader::finish_agents() {
+  std::map<std::string_view, const agent_def*> by_name;
+  std::map<acl::token_digest, const agent_def*> by_digest;
+  std::set<std::string> groups;  // every group name known so far
+  for (const auto& g : ctx_.groups) groups.insert(g.group.name);
+  std::vector<group_def> implicit;
+  for (const auto& d : ctx_.agents) {
+    if (auto [it, fresh] = by_name.emplace(d.a.name, &d); !fresh) {
+      ctx_.error_at(d.where, "agent " + d.a.name + " is defined twice (first at " + it->second->where.str() + ")");
+      continue;
+    }
+    if (auto [it, fresh] = by_digest.emplace(d.a.digest, &d); !fresh)
+      ctx_.error_at(d.where, "agent " + d.a.name + " has the same token hash as agent " + it->second->a.name +
+                                 " at " + it->second->where.str() + " (every agent needs its own token)");
+    // A group named only on agent lines is a group of agents (no networks).
+    for (const auto& g : d.a.groups) {
+      if (groups.count(g)) continue;
+      group_def def;
+      def.group.name = g;
+      def.where = d.where;
+      implicit.push_back(std::move(def));
+      groups.insert(g);
+    }
+  }
+  for (auto& g : implicit) ctx_.groups.push_back(std::move(g));
+  for (const auto& ref : ctx_.agent_refs)
+    if (!by_name.count(ref.name))
+      ctx_.error_at(ref.where, "agent '" + ref.name + "' is not defined (add a line: agent " + ref.name +
+                                   " token=sha256:HEX, or list it in an agents FILE)");
+  if (!ctx_.auth) {
+    ctx_.snap->auth = ctx_.agents.empty() ? acl::auth_mode::off : acl::auth_mode::required;
+  } else {
+    ctx_.snap->auth = *ctx_.auth;
+    if (*ctx_.auth != acl::auth_mode::off && ctx_.agents.empty())
+      ctx_.error_at(ctx_.auth_where, std::string("auth ") + acl::to_string(*ctx_.auth) +
+                                         " needs at least one agent (add: agent NAME token=sha256:HEX, or "
+                                         "agents FILE; or write auth off)");
+  }
+}
+
+// After finish_groups: each agent's groups as indices into the groups the
+// policy is built with.
+void loader::build_agent_table() {
+  std::map<std::string_view, int32_t> index;
+  for (size_t i = 0; i < ctx_.snap->groups.size(); ++i)
+    index.emplace(ctx_.snap->groups[i].name, static_cast<int32_t>(i));
+  std::vector<acl::agent> agents;
+  agents.reserve(ctx_.agents.size());
+  for (auto& d : ctx_.agents) {
+    for (const auto& g : d.a.groups)
+      if (auto it = index.find(g); it != index.end()) d.a.group_index.push_back(it->second);
+    agents.push_back(std::move(d.a));
+  }
+  ctx_.agents.clear();
+  ctx_.snap->agents = std::make_unique<const acl::agent_table>(std::move(agents));
+}
+
 void loader::finish_groups() {
   std::map<std::string_view, const group_def*> by_name;
   for (const auto& g : ctx_.groups) by_name.emplace(g.group.name, &g);
   for (const auto& ref : ctx_.group_refs) {
     if (by_name.count(ref.name)) continue;
     ctx_.error_at(ref.where, "group '" + ref.name + "' is not defined (add a line: group " + ref.name +
-                                 " CIDR...)");
+                                 " CIDR..., or group=" + ref.name + " on an agent line)");
     ctx_.rules[ref.rule_index].group.clear();  // reported once, here
   }
   for (const auto& g : ctx_.groups) ctx_.snap->groups.push_back(g.group);
@@ -221,7 +279,9 @@ load_result loader::finish() {
   // Nothing more can be said about a file that could not be read.
   if (ctx_.snap->files.empty()) return {nullptr, ctx_.take_diagnostics()};
   finish_hosts();
+  finish_agents();
   finish_groups();
+  build_agent_table();
   if (ctx_.snap->listens.empty() && ctx_.snap->forwards.empty())
     ctx_.file_error(main_file_,
                     "nothing to serve: add a listen line (e.g. listen 127.0.0.1:3128)");

@@ -30,6 +30,8 @@ class loader {
   void parse_text(std::string_view text, const std::string& file, const std::string& dir);
   void include(const line_tokens& t);
   void include_one(const std::string& path);
+  void finish_agents();
+  void build_agent_table();
   void finish_groups();
   void finish_hosts();
   void finish_policy();

@@ -6,12 +6,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "acl/agents.hpp"
 #include "acl/rule.hpp"
 #include "config/config.hpp"
 #include "config/features.hpp"
@@ -44,6 +46,18 @@ struct rule_origin {
 struct group_ref {
   std::string name;
   size_t rule_index;  // into parse_context::rules
+  location where;
+};
+
+// An `agent` line or a line of an `agents FILE`.
+struct agent_def {
+  acl::agent a;
+  location where;
+};
+
+// An `agent=NAME` reference on an allow rule, checked at the end.
+struct agent_ref {
+  std::string name;
   location where;
 };
 
@@ -103,6 +117,10 @@ class parse_context {
   std::vector<acl::net_rule> nets;
   std::vector<group_def> groups;
   std::vector<group_ref> group_refs;
+  std::vector<agent_def> agents;
+  std::vector<agent_ref> agent_refs;
+  std::optional<acl::auth_mode> auth;  // `auth`, when given
+  location auth_where;
   bool hosts_given = false;
 
  private:

@@ -100,6 +100,19 @@ std::string summary(const snapshot& s) {
       g += (g.empty() ? "" : ", ") + grp.name + " (" + std::to_string(grp.nets.size()) + " networks)";
     line("groups", g);
   }
+  line("auth", acl::to_string(s.auth));
+  if (s.agents && !s.agents->empty()) {
+    std::string a;
+    for (const auto& ag : s.agents->agents()) {
+      a += (a.empty() ? "" : ", ") + ag.name;
+      if (!ag.groups.empty()) {
+        a += " (";
+        for (size_t i = 0; i < ag.groups.size(); ++i) a += (i ? "," : "") + ag.groups[i];
+        a += ")";
+      }
+    }
+    line("agents", std::to_string(s.agents->agents().size()) + ": " + a);
+  }
   const auto& t = s.timeout;
   line("timeouts", "connect=" + fmt_duration(t.connect) + " idle=" + fmt_duration(t.idle) +
                        " header=" + fmt_duration(t.header) + " drain=" + fmt_duration(t.drain) +

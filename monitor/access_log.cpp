@@ -77,6 +77,7 @@ void append_record(std::string& out, const access_record& r) {
   out += "\",";
   append_field(out, "client", r.client);
   append_field(out, "group", r.group);
+  append_field(out, "agent", r.agent);
   append_field(out, "kind", to_string(r.kind));
   append_field(out, "method", r.method);
   append_field(out, "host", r.host);

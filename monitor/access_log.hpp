@@ -41,7 +41,7 @@ struct access_record {
 };
 
 // One JSON object on one line (no trailing newline), keys in SPEC order:
-// ts, client, group, kind, method, host, port, sni, path, decision, reason,
+// ts, client, group, agent, kind, method, host, port, sni, path, decision, reason,
 // rule, status, bytes_up, bytes_down, duration_ms, upstream. Every field is
 // always present (empty strings as ""). Always valid JSON, whatever bytes the
 // client sent (see append_json_string).

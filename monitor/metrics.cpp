@@ -73,6 +73,9 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
   rule_family_ = reg_.family("egressd_rule_requests_total",
                              "Requests and tunnels per matching rule (pattern as written).",
                              type::counter);
+  agent_family_ = reg_.family("egressd_agent_requests_total",
+                              "Requests and tunnels per agent named by proxy credentials, by decision.",
+                              type::counter);
   const size_t bytes = reg_.family("egressd_bytes_total",
                                    "Bytes relayed: up = client to upstream, down = upstream to client.",
                                    type::counter);
@@ -115,6 +118,14 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
 
 metrics_registry::counter_id metrics::rule_series(const std::string& pattern) {
   return reg_.counter(rule_family_, {{"rule", pattern}});
+}
+
+metrics::agent_ids metrics::agent_series(const std::string& agent) {
+  agent_ids ids{};
+  for (size_t d = 0; d < decisions; ++d)
+    ids[d] = reg_.counter(agent_family_,
+                          {{"agent", agent}, {"decision", monitor::to_string(static_cast<decision>(d))}});
+  return ids;
 }
 
 void metrics::attach(const anomaly_detector& detector) {

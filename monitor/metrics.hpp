@@ -13,11 +13,13 @@
 //   egressd_admin_refused_total                    (admin clients outside allow=)
 //   egressd_upstream_connect_seconds, egressd_request_duration_seconds
 //   egressd_access_log_dropped_total
+//   egressd_agent_requests_total{agent,decision}   (agents from the config only)
 // Thread contract: as metrics_registry. Calls taking a `shard` come from the
 // worker owning that shard (worker index), or pass shared_shard() from any
 // other thread; anomaly_alert() and config_reload() may be called from any
 // thread. Objects given to attach() must outlive every render() call.
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -72,6 +74,14 @@ class metrics {
   // The id of egressd_rule_requests_total{rule="PATTERN"}; call when building
   // a snapshot (get-or-create: a rule kept across reloads keeps its count).
   metrics_registry::counter_id rule_series(const std::string& pattern);
+  // egressd_agent_requests_total{agent="NAME",decision=...}, one id per
+  // decision (indexed by request_decision); get-or-create like rule_series,
+  // so an agent kept across reloads keeps its counts.
+  using agent_ids = std::array<metrics_registry::counter_id, 3>;
+  agent_ids agent_series(const std::string& agent);
+  void agent_request(unsigned shard, const agent_ids& ids, decision d) {
+    reg_.add(shard, ids[static_cast<size_t>(d)]);
+  }
 
   // Per-client series from the detector's bounded table; access-log drops.
   void attach(const anomaly_detector& detector);
@@ -95,6 +105,7 @@ class metrics {
   metrics_registry reg_;
   size_t reasons_ = 0;
   size_t rule_family_ = 0;
+  size_t agent_family_ = 0;
   std::vector<metrics_registry::counter_id> requests_;
   metrics_registry::counter_id bytes_[2];
   metrics_registry::gauge_id active_[kinds];

@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   std::string squid_conf;
   auto* import = app.add_subcommand("import-squid", "print the egressd config equivalent of a squid.conf allowlist");
   import->add_option("FILE", squid_conf, "squid.conf")->required();
+  auto* hash_token = app.add_subcommand("hash-token", "read a token on stdin, print sha256:HEX for an agent line");
   app.require_subcommand(0, 1);
 
   try {
@@ -148,6 +149,7 @@ int main(int argc, char** argv) {
 
   if (learn->parsed()) return tools::learn_command(learn_logs);
   if (import->parsed()) return tools::import_squid_command(squid_conf);
+  if (hash_token->parsed()) return tools::hash_token_command();
   if (check) {
     auto loaded = config::load_file(conf);
     if (!loaded.snap) {

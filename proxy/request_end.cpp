@@ -22,7 +22,7 @@ bool is_error(const monitor::access_record& rec, reason r) {
 
 }  // namespace
 
-void record_end(worker& w, const rule_limits* limits, int rule_index, std::string_view client_ip,
+void record_end(worker& w, const rule_limits* limits, int rule_index, int agent_index, std::string_view client_key,
                 std::chrono::steady_clock::time_point start, monitor::access_record& rec) {
   const auto steady_now = std::chrono::steady_clock::now();
   const auto elapsed = steady_now - start;
@@ -35,11 +35,13 @@ void record_end(worker& w, const rule_limits* limits, int rule_index, std::strin
   m.request(shard, rec.kind, rec.decision, r);
   if (!rec.rule.empty() && limits)
     if (const auto* rt = limits->at(rule_index)) m.rule_request(shard, rt->metric);
+  if (limits)
+    if (const auto* ids = limits->agent(agent_index)) m.agent_request(shard, *ids, rec.decision);
   if (rec.bytes_up) m.bytes(shard, monitor::metrics::direction::up, rec.bytes_up);
   if (rec.bytes_down) m.bytes(shard, monitor::metrics::direction::down, rec.bytes_down);
   m.request_duration(shard, std::chrono::duration<double>(elapsed).count());
 
-  auto alerts = w.srv().detector().observe(client_ip, rec.host, rec.bytes_up, is_error(rec, r), steady_now);
+  auto alerts = w.srv().detector().observe(client_key, rec.host, rec.bytes_up, is_error(rec, r), steady_now);
   auto* log = w.log();
   for (auto& a : alerts) {
     m.anomaly_alert(a.type);

@@ -62,7 +62,19 @@ const char* status_text(int status) {
 std::string refusal_body(reason r, const refusal_detail& d) {
   switch (r) {
     case reason::not_allowed:
+      if (!d.agent.empty())
+        return fmt::format("egressd: {} is not on the allowlist for agent {} (ask the operator to add it)\n",
+                           d.host, d.agent);
       return fmt::format("egressd: {} is not on the allowlist (ask the operator to add it)\n", d.host);
+    case reason::auth_required:
+      return "egressd: proxy credentials required (put the agent's name and token in the proxy URL: "
+             "http://NAME:TOKEN@host:port)\n";
+    case reason::auth_failed:
+      return "egressd: proxy credentials not accepted (check the agent name and token)\n";
+    case reason::auth_throttled:
+      return fmt::format(
+          "egressd: too many failed proxy authentications from this address (retry after {} s)\n",
+          d.retry_after);
     case reason::denied_rule:
       return fmt::format("egressd: {} is denied by the rule 'deny {}'\n", d.host, d.rule);
     case reason::port:
@@ -117,6 +129,7 @@ std::string refusal_response(reason r, const refusal_detail& d, bool keep_alive)
       "Content-Length: {}\r\nConnection: {}\r\n",
       status, status_text(status), acl::to_string(r), body.size(), keep_alive ? "keep-alive" : "close");
   if (status == 429) out += fmt::format("Retry-After: {}\r\n", d.retry_after == 0 ? 1 : d.retry_after);
+  if (status == 407) out += "Proxy-Authenticate: Basic realm=\"egressd\"\r\n";
   out += "\r\n";
   out += body;
   return out;

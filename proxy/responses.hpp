@@ -23,10 +23,12 @@ struct refusal_detail {
   std::string_view address;  // for non_public_address
   std::string_view what;     // for bad_request: what was wrong
   uint64_t retry_after = 0;  // 429
+  std::string_view agent;    // the agent the request was judged for ("" = none)
 };
 
 // The whole response: status line, X-Egressd-Reason, Content-Type,
-// Content-Length, Connection, optional Retry-After, and the body line.
+// Content-Length, Connection, Retry-After on a 429, Proxy-Authenticate on a
+// 407, and the body line.
 std::string refusal_response(acl::reason r, const refusal_detail& d, bool keep_alive);
 
 // The body line alone (ends with '\n').

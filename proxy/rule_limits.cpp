@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace egressd::proxy {
 
@@ -20,7 +21,8 @@ std::shared_ptr<const rule_limits> rule_limits::build(const config::snapshot& sn
   for (size_t i = 0; i < rules.size(); ++i) {
     const acl::rule& r = rules[i];
     rule_runtime& rt = out->rules_[i];
-    rt.key = fmt::format("{}|{}|{}", r.action == acl::rule::action_t::allow ? "allow" : "deny", r.pattern, r.group);
+    rt.key = fmt::format("{}|{}|{}|{}", r.action == acl::rule::action_t::allow ? "allow" : "deny", r.pattern,
+                         r.group, fmt::join(r.agents, ","));
     rt.metric = metrics.rule_series(r.pattern);
     if (r.action != acl::rule::action_t::allow) continue;
     auto it = old.find(rt.key);
@@ -61,6 +63,11 @@ std::shared_ptr<const rule_limits> rule_limits::build(const config::snapshot& sn
         rt.bandwidth = std::make_shared<acl::bandwidth_limiter>(*lim.bandwidth_bps);
     }
   }
+  // Series exist from the start for every configured agent (a scrape shows
+  // 0 rather than nothing); an agent removed by a reload keeps its last
+  // counts until restart, like a removed rule.
+  if (snap.agents)
+    for (const auto& a : snap.agents->agents()) out->agents_.push_back(metrics.agent_series(a.name));
   return out;
 }
 

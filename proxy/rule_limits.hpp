@@ -40,9 +40,15 @@ class rule_limits {
   const rule_runtime* at(int rule_index) const {
     return rule_index >= 0 && static_cast<size_t>(rule_index) < rules_.size() ? &rules_[rule_index] : nullptr;
   }
+  // egressd_agent_requests_total ids of the snapshot's agent (agent_table
+  // index); null for -1.
+  const monitor::metrics::agent_ids* agent(int agent_index) const {
+    return agent_index >= 0 && static_cast<size_t>(agent_index) < agents_.size() ? &agents_[agent_index] : nullptr;
+  }
 
  private:
   std::vector<rule_runtime> rules_;
+  std::vector<monitor::metrics::agent_ids> agents_;  // parallel to snapshot.agents->agents()
 };
 
 }  // namespace egressd::proxy

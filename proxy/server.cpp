@@ -51,9 +51,11 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   unsigned n = snap->threads ? snap->threads : std::max(1u, std::thread::hardware_concurrency());
   // Room for every rule's series, twice over so reloads can add rules.
   s->metrics_ = std::make_unique<monitor::metrics>(
-      n, monitor::metrics_registry::default_capacity + 2 * snap->policy->rules().size());
+      n, monitor::metrics_registry::default_capacity + 2 * snap->policy->rules().size() +
+             6 * snap->agents->agents().size());
   s->detector_ = std::make_unique<monitor::anomaly_detector>(thresholds(snap->anomaly), snap->limit.max_clients);
   s->metrics_->attach(*s->detector_);
+  s->throttle_ = std::make_unique<acl::auth_throttle>(snap->limit.max_clients);
   if (s->log_) s->metrics_->attach(*s->log_);
   s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_);
   try {

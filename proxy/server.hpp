@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "acl/auth_throttle.hpp"
 #include "acl/ip_address.hpp"
 #include "config/config.hpp"
 #include "monitor/access_log.hpp"
@@ -43,6 +44,7 @@ class server {
   // Thread-safe process-wide monitors (workers pass their index as shard).
   monitor::metrics& metrics() { return *metrics_; }
   monitor::anomaly_detector& detector() { return *detector_; }
+  acl::auth_throttle& auth_throttle() { return *throttle_; }
   const admin_server* admin() const { return admin_.get(); }
 
   // Any thread: is addr:port one of egressd's own listening sockets?
@@ -63,6 +65,7 @@ class server {
   std::unique_ptr<monitor::access_log> log_;
   std::unique_ptr<monitor::metrics> metrics_;
   std::unique_ptr<monitor::anomaly_detector> detector_;
+  std::unique_ptr<acl::auth_throttle> throttle_;  // failed proxy auth per address
   std::shared_ptr<const rule_limits> limits_;  // of the last published snapshot
   std::unique_ptr<admin_server> admin_;
   std::vector<std::unique_ptr<dns_listener>> dns_;  // one per dns_listen

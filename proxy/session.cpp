@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "acl/credentials.hpp"
 #include "acl/pattern.hpp"
 #include "proxy/inspect/client_hello.hpp"
 #include "proxy/inspect/http_framing.hpp"
@@ -37,6 +38,7 @@ session::session(tcp::socket s, const tcp::endpoint& peer, listener_info info, w
   if (peer.port() != 0 || !peer.address().is_unspecified()) {
     client_ip_ = to_acl_address(peer.address()).unmapped();
     client_ip_str_ = client_ip_.to_string();
+    who_.addr = client_ip_;
     client_str_ = client_ip_.is_v4() ? fmt::format("{}:{}", client_ip_str_, peer.port())
                                      : fmt::format("[{}]:{}", client_ip_str_, peer.port());
   }
@@ -107,16 +109,81 @@ void session::close_upstream() {
   ubuf_.clear();
 }
 
+void session::fill_identity(monitor::access_record& rec) const {
+  if (rec.client.empty()) rec.client = client_str_;
+  if (rec.group.empty()) {
+    // The address's group, else the named agent's first group.
+    if (!group_.empty())
+      rec.group = group_;
+    else if (who_.agent_groups && !who_.agent_groups->empty())
+      rec.group = who_.agent_groups->front();
+  }
+  if (rec.agent.empty()) rec.agent = who_.agent;
+}
+
 void session::finish(monitor::access_record& rec) {
   slot_.release();
-  if (rec.client.empty()) rec.client = client_str_;
-  if (rec.group.empty()) rec.group = group_;
-  record_end(w_, limits_.get(), rule_index_, client_ip_str_, start_, rec);
+  fill_identity(rec);
+  record_end(w_, limits_.get(), rule_index_, who_.agent_index, client_key(), start_, rec);
   rule_index_ = -1;
 }
 
 bool session::blocked() const {
-  return w_.srv().detector().is_blocked(client_ip_str_, std::chrono::steady_clock::now());
+  return w_.srv().detector().is_blocked(client_key(), std::chrono::steady_clock::now());
+}
+
+void session::set_agent(const acl::agent* a) {
+  if (!a) {
+    who_.agent = {};
+    who_.agent_groups = nullptr;
+    who_.agent_group_index = {};
+    who_.agent_index = -1;
+    return;
+  }
+  constexpr std::string_view prefix = "agent:";
+  if (std::string_view(agent_key_).substr(std::min(agent_key_.size(), prefix.size())) != a->name)
+    agent_key_.assign(prefix).append(a->name);  // only when the agent changes
+  who_.agent = a->name;
+  who_.agent_groups = &a->groups;
+  who_.agent_group_index = a->group_index;
+  who_.agent_index = snap_->agents->index_of(a);
+}
+
+reason session::identify(const http::request_header<>& req, uint64_t* retry_after) {
+  set_agent(nullptr);
+  // Transparent listeners carry no credentials: the address decides there.
+  if (snap_->auth == acl::auth_mode::off || info_.mode != config::listen_mode::proxy) return reason::none;
+  acl::presented_credentials c;
+  for (auto [it, end] = req.equal_range(http::field::proxy_authorization); it != end; ++it)
+    if (c.fields++ == 0) c.value = it->value();
+  const acl::auth_outcome out = acl::authenticate(snap_->auth, *snap_->agents, w_.srv().auth_throttle(),
+                                                  client_ip_, c, acl::auth_throttle::clock::now());
+  set_agent(out.who);
+  *retry_after = out.retry_after;
+  return out.why;
+}
+
+// 407 (auth_required / auth_failed) or 429 (auth_throttled). The connection
+// stays open after a 407 when no request body is pending, so a client that
+// retries with credentials on the same connection can; a throttled client's
+// connection is closed.
+awaitable<bool> session::refuse_auth(request_parser& p, reason why, uint64_t retry_after,
+                                     monitor::access_record& rec) {
+  const auto& req = p.get();
+  target t;
+  if (req.method() == http::verb::connect) {
+    rec.kind = monitor::request_kind::connect;
+    if (parse_authority_form(req.target(), &t)) rec.port = t.port;
+  } else if (parse_absolute_form(req.target(), &t)) {
+    rec.port = t.port;
+    rec.path = std::string(path_without_query(t.path));
+  }
+  rec.host = std::string(t.host);
+  refusal_detail d;
+  d.retry_after = retry_after;
+  const bool ka = why != reason::auth_throttled && req.keep_alive() && p.is_done() && !w_.draining();
+  co_await refuse(why, d, ka, rec);
+  co_return ka;
 }
 
 reason session::admit(const verdict& v, uint64_t* retry_after) {
@@ -135,7 +202,7 @@ reason session::admit(const verdict& v, uint64_t* retry_after) {
   if (rt->bucket)
     ok = rt->bucket->try_take(now, &wait);
   else if (rt->client_buckets)
-    ok = rt->client_buckets->try_take(client_ip_str_, now, &wait);
+    ok = rt->client_buckets->try_take(client_key(), now, &wait);
   if (!ok) {
     slot_.release();
     *retry_after = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(wait)));
@@ -253,6 +320,11 @@ awaitable<void> session::run() {
 awaitable<bool> session::handle(request_parser& p, monitor::access_record& rec) {
   auto& req = p.get();
   rec.method = std::string(req.method_string());
+  uint64_t auth_retry = 0;
+  if (const reason ar = identify(req, &auth_retry); ar != reason::none) {
+    const bool keep = co_await refuse_auth(p, ar, auth_retry, rec);
+    co_return keep;
+  }
   if (info_.mode == config::listen_mode::http) rec.kind = monitor::request_kind::host;
   if (req.method() == http::verb::connect && info_.mode == config::listen_mode::http) {
     refusal_detail d;
@@ -293,7 +365,7 @@ verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
     return v;
   }
   v.host = std::move(*norm);
-  acl::decision d = policy.decide(v.host, port, method, client_ip_);
+  acl::decision d = policy.decide(v.host, port, method, who_);
   v.rule = d.matched;
   v.rule_index = d.rule_index;
   if (!d.allowed) {
@@ -319,7 +391,9 @@ void session::note_verdict(const verdict& v, monitor::access_record& rec) {
 
 awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_alive,
                                 monitor::access_record& rec) {
-  std::string resp = refusal_response(r, d, keep_alive);
+  refusal_detail named = d;
+  named.agent = who_.agent;
+  std::string resp = refusal_response(r, named, keep_alive);
   rec.status = status_for(r);
   // 5xx: the policy allowed it and the upstream side failed.
   if (rec.status < 500)
@@ -468,8 +542,7 @@ void session::hand_off(beast::tcp_stream& up, acl::bandwidth_limiter* bw, monito
   // ClientHello), not the read buffers' capacity.
   j.first_up.assign(static_cast<const char*>(cbuf_.data().data()), cbuf_.size());
   j.first_down.assign(static_cast<const char*>(ubuf_.data().data()), ubuf_.size());
-  if (rec.client.empty()) rec.client = client_str_;
-  if (rec.group.empty()) rec.group = group_;
+  fill_identity(rec);
   j.rec = std::move(rec);
   j.start = start_;
   j.slot = std::move(slot_);
@@ -477,7 +550,8 @@ void session::hand_off(beast::tcp_stream& up, acl::bandwidth_limiter* bw, monito
   j.rule_index = rule_index_;
   j.bw = bw;
   j.idle = snap_->timeout.idle;
-  j.client_ip = client_ip_str_;
+  j.client_key = std::string(client_key());
+  j.agent_index = who_.agent_index;
   j.kind = kind_;
 }
 
@@ -501,7 +575,7 @@ awaitable<void> run_tunnel_job(tunnel_job& j, worker& w) {
     case relay_end::done: break;
   }
   j.slot.release();
-  record_end(w, j.limits.get(), j.rule_index, j.client_ip, j.start, j.rec);
+  record_end(w, j.limits.get(), j.rule_index, j.agent_index, j.client_key, j.start, j.rec);
 }
 
 }  // namespace egressd::proxy

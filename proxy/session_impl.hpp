@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "acl/agents.hpp"
+#include "acl/client_id.hpp"
 #include "acl/concurrency_limiter.hpp"
 #include "acl/ip_address.hpp"
 #include "acl/policy.hpp"
@@ -59,12 +61,15 @@ struct tunnel_job {
   int rule_index = -1;
   acl::bandwidth_limiter* bw = nullptr;
   std::chrono::milliseconds idle{0};
-  std::string client_ip;
+  std::string client_key;  // anomaly detector key (session::client_key())
+  int agent_index = -1;
   monitor::metrics::kind kind = monitor::metrics::kind::connect;
 };
 
 // The end of every request or tunnel: metrics, anomaly detection, log line.
-void record_end(worker& w, const rule_limits* limits, int rule_index, std::string_view client_ip,
+// agent_index: into the snapshot's agent table (-1: none). client_key: the
+// anomaly detector's key (session::client_key()).
+void record_end(worker& w, const rule_limits* limits, int rule_index, int agent_index, std::string_view client_key,
                 std::chrono::steady_clock::time_point start, monitor::access_record& rec);
 
 // Relays a handed-off tunnel until it ends, then records it.
@@ -83,6 +88,19 @@ class session {
   awaitable<head_status> read_head(size_t* head_len, bool first);
   // Returns true to keep the client connection for another request.
   awaitable<bool> handle(request_parser& p, monitor::access_record& rec);
+  // Proxy credentials of one request (SPEC "Agents by name"): sets who_ to
+  // the agent named, or to the bare address; reason::none when the request
+  // may go on, else auth_required / auth_failed / auth_throttled.
+  acl::reason identify(const http::request_header<>& req, uint64_t* retry_after);
+  awaitable<bool> refuse_auth(request_parser& p, acl::reason why, uint64_t retry_after,
+                              monitor::access_record& rec);
+  void set_agent(const acl::agent* a);
+  // Key of per=client buckets, the anomaly detector and action=block: the
+  // agent ("agent:NAME", never an address) when one is named, else the
+  // source address.
+  std::string_view client_key() const { return who_.agent.empty() ? std::string_view(client_ip_str_) : agent_key_; }
+  // The log's client, group and agent fields.
+  void fill_identity(monitor::access_record& rec) const;
   awaitable<void> handle_connect(request_parser& p, monitor::access_record& rec);
   awaitable<bool> forward_http(request_parser& p, monitor::access_record& rec);
   verdict judge(std::string_view raw_host, bool bracketed, uint16_t port, std::string_view method) const;
@@ -133,6 +151,8 @@ class session {
   std::string client_str_;
   acl::ip_address client_ip_;
   std::string client_ip_str_;  // without port: anomaly and per-client keys
+  acl::client_id who_;         // the current request's identity (judge(), admit())
+  std::string agent_key_;      // "agent:" + who_.agent
   monitor::metrics::kind kind_ = monitor::metrics::kind::http;
   std::string group_;  // first `group` containing the client, for the log
   std::chrono::steady_clock::time_point start_;

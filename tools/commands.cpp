@@ -1,11 +1,14 @@
 #include "tools/commands.hpp"
 
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
+#include "acl/agents.hpp"
 #include "tools/allowlist_learner.hpp"
 #include "tools/squid_importer.hpp"
 
@@ -86,6 +89,43 @@ int import_squid_command(const std::string& path, std::FILE* out, std::FILE* err
     return 1;
   }
   return 0;
+}
+
+int hash_token_command(std::FILE* in, std::FILE* out, std::FILE* err) {
+  std::string token;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) {
+    token.append(buf, n);
+    if (token.size() > (1u << 20)) {
+      std::fprintf(err, "egressd: the token on standard input is longer than 1 MiB\n");
+      return 2;
+    }
+  }
+  if (std::ferror(in)) {
+    std::fprintf(err, "egressd: cannot read standard input: %s\n", std::strerror(errno));
+    return 1;
+  }
+  if (!token.empty() && token.back() == '\n') {
+    token.pop_back();
+    if (!token.empty() && token.back() == '\r') token.pop_back();
+  }
+  int rc = 0;
+  acl::token_digest d{};
+  if (token.empty()) {
+    std::fprintf(err, "egressd: no token on standard input (usage: egressd hash-token < token-file)\n");
+    rc = 2;
+  } else if (token.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    std::fprintf(err, "egressd: the token must be one line (found a line break or NUL inside it)\n");
+    rc = 2;
+  } else if (!acl::sha256(token, &d)) {
+    std::fprintf(err, "egressd: SHA-256 is not available from OpenSSL\n");
+    rc = 1;
+  } else {
+    std::fprintf(out, "%s\n", acl::format_token_hash(d).c_str());
+  }
+  OPENSSL_cleanse(token.data(), token.size());
+  return rc;
 }
 
 }  // namespace egressd::tools

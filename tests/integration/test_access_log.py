@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The JSON access log (SPEC "Access log"): one object per request or tunnel,
-written when it ends, with ts (RFC 3339, ms), client (ip:port), group, kind,
+written when it ends, with ts (RFC 3339, ms), client (ip:port), group, agent, kind,
 method, host, port, sni, path (no query string), decision, reason, rule,
 status, bytes_up, bytes_down, duration_ms, upstream (ip:port)."""
 
@@ -16,7 +16,7 @@ from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TlsClient,
                      base_config, client_hello, connect_proxy, connect_tunnel, expect_closed,
                      http_request, main, make_cert, read_response, request_raw)
 
-FIELDS = ["ts", "client", "group", "kind", "method", "host", "port", "sni", "path", "decision",
+FIELDS = ["ts", "client", "group", "agent", "kind", "method", "host", "port", "sni", "path", "decision",
           "reason", "rule", "status", "bytes_up", "bytes_down", "duration_ms", "upstream"]
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|[+-]\d{2}:\d{2})$")
 

@@ -158,7 +158,7 @@ TEST(ConfigRules, Groups) {
   EXPECT_FALSE(s->policy->decide("x.com", 443, "", *acl::parse_ip_strict("10.2.2.3")).allowed);
 
   EXPECT_EQ(one_error("\nallow x.com group=devs"),
-            "t.conf:2: group 'devs' is not defined (add a line: group devs CIDR...)");
+            "t.conf:2: group 'devs' is not defined (add a line: group devs CIDR..., or group=devs on an agent line)");
   EXPECT_EQ(one_error("group a 10.0.0.0/8\ngroup a 11.0.0.0/8"), "t.conf:2: group a given twice (first at t.conf:1)");
   EXPECT_THAT(one_error("group a"), HasSubstr("group needs more arguments"));
   EXPECT_THAT(one_error("group a/b 10.0.0.0/8"), HasSubstr("invalid group name 'a/b'"));

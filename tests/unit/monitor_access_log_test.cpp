@@ -82,7 +82,7 @@ TEST(access_log_json, fields_in_spec_order) {
   const auto j = ordered_json::parse(to_json(sample()));
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
-  EXPECT_THAT(keys, ::testing::ElementsAre("ts", "client", "group", "kind", "method", "host", "port",
+  EXPECT_THAT(keys, ::testing::ElementsAre("ts", "client", "group", "agent", "kind", "method", "host", "port",
                                            "sni", "path", "decision", "reason", "rule", "status",
                                            "bytes_up", "bytes_down", "duration_ms", "upstream"));
   EXPECT_EQ(j["ts"], "2026-11-22T16:04:05.123Z");
@@ -99,7 +99,7 @@ TEST(access_log_json, fields_in_spec_order) {
 
 TEST(access_log_json, exact_line) {
   EXPECT_EQ(to_json(sample()),
-            R"({"ts":"2026-11-22T16:04:05.123Z","client":"10.0.0.7:51234","group":"agents",)"
+            R"({"ts":"2026-11-22T16:04:05.123Z","client":"10.0.0.7:51234","group":"agents","agent":"",)"
             R"("kind":"connect","method":"CONNECT","host":"api.openai.com","port":443,)"
             R"("sni":"api.openai.com","path":"","decision":"allow","reason":"","rule":".openai.com",)"
             R"("status":200,"bytes_up":1234,"bytes_down":98765432109,"duration_ms":4567,)"
