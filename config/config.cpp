@@ -38,9 +38,9 @@ static load_result guarded(const std::string& name, F&& f) {
   try {
     return f();
   } catch (const std::exception& e) {
-    return {nullptr, {diagnostic{name, 0, std::string("internal error while loading: ") + e.what()}}};
+    return {nullptr, {diagnostic{name, 0, std::string("internal error while loading: ") + e.what()}}, {}, {}};
   } catch (...) {
-    return {nullptr, {diagnostic{name, 0, "internal error while loading"}}};
+    return {nullptr, {diagnostic{name, 0, "internal error while loading"}}, {}, {}};
   }
 }
 

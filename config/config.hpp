@@ -113,6 +113,7 @@ struct snapshot {
   limits limit;
   std::vector<uint16_t> tls_ports{443};
   bool require_sni = true;
+  bool reload_auto = true;              // `reload auto|signal`
   std::unique_ptr<acl::policy> policy;  // never null in a loaded snapshot
   std::vector<std::string> files;       // every file read (main + includes)
 
@@ -141,9 +142,19 @@ struct diagnostic {
   std::string str() const;  // "FILE:LINE: message" (or "FILE: message")
 };
 
+// One file a load read (or tried to), for the reload watcher.
+struct source_file {
+  std::string path;
+  size_t hash = 0;       // std::hash of the text parsed
+  bool missing = false;  // could not be read
+};
+
 struct load_result {
   std::shared_ptr<const snapshot> snap;  // null on error
   std::vector<diagnostic> errors;        // every error found, in file order
+  // Also filled when the load failed, so a fix to any of them is noticed:
+  std::vector<source_file> sources;  // every file read or tried, in order
+  std::vector<std::pair<std::string, std::vector<std::string>>> globs;  // include GLOB -> matches
 };
 
 struct load_options {

@@ -129,6 +129,18 @@ void directive_require_sni(parse_context& ctx, const line_tokens& t) {
   on_off(ctx, "require_sni", t.args()[0], &ctx.snap->require_sni);
 }
 
+// reload auto|signal: whether egressd watches its config files itself.
+void directive_reload(parse_context& ctx, const line_tokens& t) {
+  take_options(ctx, "reload", t, {}, nullptr);
+  if (!ctx.once("reload", "reload")) return;
+  if (!expect_args(ctx, t, 1, 1, "reload auto|signal")) return;
+  std::string_view v = t.args()[0];
+  if (v == "auto" || v == "signal")
+    ctx.snap->reload_auto = v == "auto";
+  else
+    ctx.error("invalid reload '" + std::string(v) + "' (use auto: follow the files, or signal: only SIGHUP)");
+}
+
 void directive_mode(parse_context& ctx, const line_tokens& t) {
   take_options(ctx, "mode", t, {}, nullptr);
   if (!ctx.once("mode", "mode")) return;

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -73,6 +74,7 @@ void loader::read_file(const std::string& path, bool from_include) {
   }
   std::string text, err;
   if (!read_text_file(path, &text, &err)) {
+    sources_.push_back({path, 0, true});
     if (from_include)
       ctx_.error("cannot read included file '" + path + "': " + err);
     else
@@ -84,6 +86,7 @@ void loader::read_file(const std::string& path, bool from_include) {
   names_.push_back(dir_of(path));
   const std::string& dir = names_.back();
   ctx_.snap->files.push_back(path);
+  sources_.push_back({path, std::hash<std::string_view>{}(text), false});
 
   stack_.push_back(std::move(canon));
   auto saved = ctx_.save();
@@ -168,6 +171,7 @@ void loader::include_one(const std::string& path) {
   int rc = ::glob(path.c_str(), 0, nullptr, &g);
   if (rc == GLOB_NOMATCH) {
     ::globfree(&g);
+    globs_.push_back({path, {}});
     return;  // an empty conf.d is fine
   }
   if (rc != 0) {
@@ -178,6 +182,7 @@ void loader::include_one(const std::string& path) {
   std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + g.gl_pathc);
   ::globfree(&g);
   std::sort(matches.begin(), matches.end());
+  globs_.push_back({path, matches});
   for (const std::string& m : matches)
     if (!is_directory(m)) read_file(m, true);
 }
@@ -277,7 +282,7 @@ void loader::finish_policy() {
 
 load_result loader::finish() {
   // Nothing more can be said about a file that could not be read.
-  if (ctx_.snap->files.empty()) return {nullptr, ctx_.take_diagnostics()};
+  if (ctx_.snap->files.empty()) return {nullptr, ctx_.take_diagnostics(), std::move(sources_), std::move(globs_)};
   finish_hosts();
   finish_agents();
   finish_groups();
@@ -288,6 +293,8 @@ load_result loader::finish() {
   finish_policy();
   load_result r;
   r.errors = ctx_.take_diagnostics();
+  r.sources = std::move(sources_);
+  r.globs = std::move(globs_);
   if (r.errors.empty()) r.snap = std::shared_ptr<const snapshot>(std::move(ctx_.snap));
   return r;
 }

@@ -38,6 +38,8 @@ class loader {
   load_result finish();
 
   parse_context ctx_;
+  std::vector<source_file> sources_;  // for load_result::sources
+  std::vector<std::pair<std::string, std::vector<std::string>>> globs_;
   line_tokens tokens_;
   std::deque<std::string> names_;    // stable storage: file names and their directories
   std::vector<std::string> stack_;   // canonical paths of the files being read

@@ -1,12 +1,20 @@
 // egressd entry point: command line (SPEC "Command line"), start-up, and the
-// main thread's signal loop (reload, log reopen, drain). Workers never see
-// the signals: they are blocked before any thread starts and taken here with
-// sigwaitinfo.
+// main thread's control loop (reload on SIGHUP or on a config change, log
+// reopen, drain). Workers never see the signals: they are blocked before any
+// thread starts and taken here through a signalfd.
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -15,6 +23,7 @@
 
 #include "config/config.hpp"
 #include "monitor/access_log.hpp"
+#include "proxy/config_watch.hpp"
 #include "proxy/server.hpp"
 #include "tools/commands.hpp"
 
@@ -42,10 +51,116 @@ bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
   return a.access_log == b.access_log && eps(a) == eps(b);
 }
 
+// The main thread after start-up: signals (through a signalfd) and, under
+// `reload auto`, the config watcher, multiplexed with poll(2). Owns the
+// current snapshot; a reload, whatever triggered it, is reload() below.
+class control {
+ public:
+  control(std::string path, std::shared_ptr<const config::snapshot> snap, proxy::server& srv)
+      : path_(std::move(path)), current_(std::move(snap)), srv_(srv) {}
+
+  // Returns the exit status once SIGTERM/SIGINT has drained the server.
+  int run(const sigset_t& set, const config::load_result& first);
+
+ private:
+  static constexpr auto debounce = std::chrono::milliseconds(300);
+  static constexpr auto debounce_max = std::chrono::milliseconds(1000);  // under a stream of events
+  using clock = std::chrono::steady_clock;
+
+  void reload(const char* why);
+  bool on_signal(int sig);  // false: stop
+  int poll_timeout() const;
+
+  std::string path_;
+  std::shared_ptr<const config::snapshot> current_;
+  proxy::server& srv_;
+  proxy::config_watch watch_;
+  bool pending_ = false;  // watch events seen, check once they settle
+  clock::time_point first_event_, check_at_;
+};
+
+void control::reload(const char* why) {
+  auto next = config::load_file(path_);
+  if (!next.snap) {
+    srv_.reload_failed();
+    fmt::print(stderr, "egressd: reload of {} ({}) failed; the previous configuration keeps serving:\n", path_, why);
+    print_errors(next.errors);
+    watch_.track(path_, next, current_->files);
+  } else {
+    if (!same_listeners(*current_, *next.snap))
+      fmt::print(stderr,
+                 "egressd: listen, admin, forward, dns_listen, threads and access_log changes take effect only "
+                 "after a restart\n");
+    current_ = next.snap;
+    srv_.publish(current_);
+    fmt::print(stderr, "egressd: configuration reloaded from {} ({})\n", path_, why);
+    watch_.track(path_, next, current_->files);
+  }
+  std::fflush(stderr);
+}
+
+bool control::on_signal(int sig) {
+  if (sig == SIGHUP) {
+    reload("SIGHUP");
+  } else if (sig == SIGUSR1) {
+    if (auto* l = srv_.access_log()) l->reopen();
+  } else {
+    fmt::print(stderr, "egressd: stopping (draining for at most {} ms)\n", current_->timeout.drain.count());
+    std::fflush(stderr);
+    srv_.stop(current_->timeout.drain);
+    return false;
+  }
+  return true;
+}
+
+int control::poll_timeout() const {
+  if (!pending_) return -1;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(check_at_ - clock::now()).count();
+  return left < 0 ? 0 : int(left);
+}
+
+int control::run(const sigset_t& set, const config::load_result& first) {
+  const int sfd = ::signalfd(-1, &set, SFD_CLOEXEC);
+  if (sfd < 0) {
+    fmt::print(stderr, "egressd: signalfd: {}\n", std::strerror(errno));
+    return 1;
+  }
+  if (!watch_.ok())
+    fmt::print(stderr, "egressd: cannot watch the configuration files (inotify: {}); reload with SIGHUP\n",
+               std::strerror(errno));
+  watch_.track(path_, first, current_->files);
+  for (;;) {
+    const bool watching = current_->reload_auto && watch_.ok();
+    pollfd fds[2] = {{sfd, POLLIN, 0}, {watch_.fd(), POLLIN, 0}};
+    const int n = ::poll(fds, watching ? 2 : 1, watching ? poll_timeout() : -1);
+    if (n < 0 && errno != EINTR) {
+      fmt::print(stderr, "egressd: poll: {}\n", std::strerror(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (watching && n > 0 && (fds[1].revents & POLLIN) && watch_.drain()) {
+      const auto now = clock::now();
+      if (!pending_) first_event_ = now;
+      pending_ = true;
+      check_at_ = std::min(now + debounce, first_event_ + debounce_max);
+    }
+    if (pending_ && (!watching || clock::now() >= check_at_)) {
+      pending_ = false;
+      if (watching && watch_.changed()) reload("the files changed");
+    }
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      signalfd_siginfo info;
+      if (::read(sfd, &info, sizeof info) == ssize_t(sizeof info) && !on_signal(int(info.ssi_signo))) {
+        ::close(sfd);
+        return 0;
+      }
+    }
+  }
+}
+
 int run(const std::string& path) {
   // Block the signals we handle before any thread exists (the access-log
   // writer, the workers, the admin endpoint): threads inherit the mask, so
-  // only sigwaitinfo below ever takes them.
+  // only the signalfd below ever takes them.
   sigset_t set;
   sigemptyset(&set);
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, s);
@@ -82,35 +197,8 @@ int run(const std::string& path) {
   if (current->admin) fmt::print(stderr, "egressd: admin endpoint on {}\n", current->admin->to_string());
   std::fflush(stderr);
 
-  for (;;) {
-    siginfo_t info;
-    int sig = sigwaitinfo(&set, &info);
-    if (sig < 0) continue;
-    if (sig == SIGHUP) {
-      auto next = config::load_file(path);
-      if (!next.snap) {
-        srv->reload_failed();
-        fmt::print(stderr, "egressd: reload of {} failed; the previous configuration keeps serving:\n", path);
-        print_errors(next.errors);
-      } else {
-        if (!same_listeners(*current, *next.snap))
-          fmt::print(stderr,
-                     "egressd: listen, admin, forward, dns_listen, threads and access_log changes take effect only "
-                     "after a restart\n");
-        current = next.snap;
-        srv->publish(current);
-        fmt::print(stderr, "egressd: configuration reloaded from {}\n", path);
-      }
-      std::fflush(stderr);
-    } else if (sig == SIGUSR1) {
-      if (auto* l = srv->access_log()) l->reopen();
-    } else {
-      fmt::print(stderr, "egressd: stopping (draining for at most {} ms)\n", current->timeout.drain.count());
-      std::fflush(stderr);
-      srv->stop(current->timeout.drain);
-      return 0;
-    }
-  }
+  control c(path, current, *srv);
+  return c.run(set, loaded);
 }
 
 }  // namespace

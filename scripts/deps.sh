@@ -9,6 +9,12 @@ pkgs=(
   nlohmann-json3-dev libcli11-dev libgoogle-perftools-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-yaml curl openssl iproute2 iptables netcat-openbsd util-linux
 )
+# kubectl renders container/k8s in the tests (`kubectl kustomize`); any kubectl
+# will do, so Debian's is installed only when none is on the PATH (a kubectl
+# package from another repository owns /usr/bin/kubectl and would conflict).
+if ! command -v kubectl >/dev/null 2>&1; then
+  pkgs+=(kubernetes-client)
+fi
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf)
 fi

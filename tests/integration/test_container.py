@@ -938,7 +938,7 @@ class ContainerFiles(unittest.TestCase):
         cm = next(d for d in self.k8s() if d["kind"] == "ConfigMap")
         conf = cm["data"]["egressd.conf"]
         self.assertRegex(conf, r"(?m)^listen 0\.0\.0\.0:3128$")
-        self.assertRegex(conf, r"(?m)^admin 0\.0\.0\.0:9090$")
+        self.assertRegex(conf, r"(?m)^admin 0\.0\.0\.0:9090 allow=\S+$")
         with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
             f.write(conf)
             f.flush()
