@@ -10,6 +10,7 @@
 #include "proxy/dns_listener.hpp"
 #include "proxy/listen_socket.hpp"
 #include "proxy/rule_limits.hpp"
+#include "proxy/self_addresses.hpp"
 #include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
 
@@ -88,7 +89,7 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
       info.local = ep;
       w->add_acceptor(std::move(a), info);
     }
-    s->own_.push_back({to_acl(ep.address()), ep.address().is_unspecified(), ep.port()});
+    s->note_own(ep.address(), ep.port());
   }
   if (snap->admin) {
     error_code ec;
@@ -107,15 +108,24 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     s->admin_ = admin_server::start(ep, snap->admin_allow, std::move(h), error);
     if (!s->admin_) return nullptr;
     auto local = s->admin_->local();
-    s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
+    s->note_own(local.address(), local.port());
   }
   for (const auto& d : snap->dns_listens) {
     auto l = dns_listener::start(d, snap, *s->metrics_, error);
     if (!l) return nullptr;
     auto local = l->local();
-    s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
+    s->note_own(local.address(), local.port());
     s->dns_.push_back(std::move(l));
   }
+  // The self check: every address of the machine, kept current.
+  s->self_watch_ = address_watch::start(
+      s->own_addrs_, s->own_ports_,
+      [self = s.get()](std::shared_ptr<const self_set> set) {
+        for (auto& w : self->workers_) w->publish_self(set);
+      },
+      error);
+  if (!s->self_watch_) return nullptr;
+  for (auto& w : s->workers_) w->set_self(s->self_watch_->current());
   for (auto& w : s->workers_) w->start();
   s->metrics_->config_reload(true);
   s->ready_ = true;
@@ -136,6 +146,7 @@ monitor::anomaly_thresholds server::thresholds(const config::anomaly_settings& a
 }
 
 server::~server() {
+  self_watch_.reset();  // no more posts to the workers
   for (auto& w : workers_) w->stop_and_join();
   dns_.clear();
   admin_.reset();
@@ -173,21 +184,9 @@ void server::stop(std::chrono::milliseconds drain) {
   if (log_) log_->flush();
 }
 
-bool server::is_self(const acl::ip_address& a, uint16_t port) const {
-  acl::ip_address u = a.unmapped();
-  for (const auto& b : own_) {
-    if (b.port != port) continue;
-    if (b.addr == u) return true;
-    // A wildcard listener is reachable on every local address; loopback and
-    // the unspecified address are the ones a client can name for sure.
-    if (b.any) {
-      const auto c = acl::classify(u);
-      if (c == acl::address_class::loopback || c == acl::address_class::unspecified ||
-          (u.is_v4() && u.v4_host_order() == 0))
-        return true;
-    }
-  }
-  return false;
+void server::note_own(const net::ip::address& a, uint16_t port) {
+  own_ports_.push_back(port);
+  if (!a.is_unspecified()) own_addrs_.push_back(to_acl(a));
 }
 
 bool server::try_admit(uint64_t max_conns) {

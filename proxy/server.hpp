@@ -16,6 +16,7 @@
 #include "monitor/access_log.hpp"
 #include "monitor/anomaly_detector.hpp"
 #include "monitor/metrics.hpp"
+#include "proxy/asio.hpp"
 
 namespace egressd::proxy {
 
@@ -23,6 +24,7 @@ class worker;
 class admin_server;
 class dns_listener;
 class rule_limits;
+class address_watch;
 
 class server {
  public:
@@ -47,19 +49,13 @@ class server {
   acl::auth_throttle& auth_throttle() { return *throttle_; }
   const admin_server* admin() const { return admin_.get(); }
 
-  // Any thread: is addr:port one of egressd's own listening sockets?
-  bool is_self(const acl::ip_address& a, uint16_t port) const;
   // Process-wide connection admission (limit max_conns).
   bool try_admit(uint64_t max_conns);
   void release();
 
  private:
   server() = default;
-  struct bound {
-    acl::ip_address addr;
-    bool any = false;  // 0.0.0.0 / ::
-    uint16_t port = 0;
-  };
+  void note_own(const net::ip::address& a, uint16_t port);
   static monitor::anomaly_thresholds thresholds(const config::anomaly_settings& a);
 
   std::unique_ptr<monitor::access_log> log_;
@@ -71,7 +67,11 @@ class server {
   std::vector<std::unique_ptr<dns_listener>> dns_;  // one per dns_listen
   std::atomic<bool> ready_{false};
   std::vector<std::unique_ptr<worker>> workers_;
-  std::vector<bound> own_;
+  // egressd's own ports, and the specific addresses listeners are bound to:
+  // with every interface address they make up the self check (worker::is_self).
+  std::vector<uint16_t> own_ports_;
+  std::vector<acl::ip_address> own_addrs_;
+  std::unique_ptr<address_watch> self_watch_;  // publishes self_set updates to the workers
   std::atomic<uint64_t> conns_{0};
 };
 

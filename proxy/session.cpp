@@ -351,10 +351,11 @@ verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
   if (bracketed || acl::looks_like_ip_literal(raw_host)) {
     v.host = std::string(raw_host);
     v.literal = acl::parse_ip_literal(raw_host);
-    if (!v.literal || !policy.covered_by_allow_net(*v.literal, port)) {
-      v.why = reason::ip_literal;
-    } else if (w_.srv().is_self(*v.literal, port)) {
+    // egressd's own ports on its own addresses are `self` whatever allow_net says.
+    if (v.literal && w_.is_self(*v.literal, port)) {
       v.why = reason::self;
+    } else if (!v.literal || !policy.covered_by_allow_net(*v.literal, port)) {
+      v.why = reason::ip_literal;
     }
     return v;
   }

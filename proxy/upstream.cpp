@@ -142,7 +142,7 @@ awaitable<dial_result> dial(worker& w, const config::snapshot& snap, std::string
   eps.reserve(addrs.size());
   bool saw_self = false;
   for (const auto& a : addrs) {
-    if (w.srv().is_self(a, port)) {
+    if (w.is_self(a, port)) {
       saw_self = true;
       continue;
     }
@@ -153,9 +153,10 @@ awaitable<dial_result> dial(worker& w, const config::snapshot& snap, std::string
     eps.emplace_back(to_asio_address(a.unmapped()), port);
   }
   if (eps.empty()) {
-    r.why = saw_self && r.refused_address.empty() ? acl::reason::self
-            : addrs.empty()                        ? acl::reason::dns_failure
-                                                   : acl::reason::non_public_address;
+    // Any of egressd's own addresses among them: `self` says what happened.
+    r.why = saw_self        ? acl::reason::self
+            : addrs.empty() ? acl::reason::dns_failure
+                            : acl::reason::non_public_address;
     co_return r;
   }
   co_await connect_endpoints(w, snap, eps, out, &r);

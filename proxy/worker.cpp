@@ -91,6 +91,10 @@ void worker::publish(std::shared_ptr<const config::snapshot> snap, std::shared_p
   });
 }
 
+void worker::publish_self(std::shared_ptr<const self_set> set) {
+  net::post(io_, [this, set = std::move(set)]() mutable { self_ = std::move(set); });
+}
+
 void worker::begin_drain() {
   net::post(io_, [this] {
     draining_ = true;

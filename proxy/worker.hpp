@@ -15,6 +15,7 @@
 #include "dns/resolver.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/relay/tunnel.hpp"
+#include "proxy/self_addresses.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace egressd::monitor {
@@ -77,12 +78,19 @@ class worker {
 
   // Any thread.
   void publish(std::shared_ptr<const config::snapshot> snap, std::shared_ptr<const rule_limits> limits);
+  // The self check's current address set (self_addresses.hpp).
+  void publish_self(std::shared_ptr<const self_set> set);
   void begin_drain();
   void force_close();
   void stop_and_join();
   size_t active() const { return active_.load(std::memory_order_relaxed); }
 
+  // Before start(): the first self set.
+  void set_self(std::shared_ptr<const self_set> set) { self_ = std::move(set); }
+
   // Worker thread only.
+  // Is a:port egressd itself (one of its ports on an address of this machine)?
+  bool is_self(const acl::ip_address& a, uint16_t port) const { return self_ && self_->contains(a, port); }
   server& srv() { return srv_; }
   unsigned index() const { return index_; }
   const std::shared_ptr<const config::snapshot>& snapshot() const { return snap_; }
@@ -106,6 +114,7 @@ class worker {
   net::executor_work_guard<net::io_context::executor_type> guard_;
   std::shared_ptr<const config::snapshot> snap_;
   std::shared_ptr<const rule_limits> limits_;
+  std::shared_ptr<const self_set> self_;
   monitor::access_log* log_;
   std::unique_ptr<dns::resolver> resolver_;
   pipe_pool pipes_;
