@@ -81,6 +81,12 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
                                    type::counter);
   bytes_[0] = reg_.counter(bytes, {{"direction", "up"}});
   bytes_[1] = reg_.counter(bytes, {{"direction", "down"}});
+  const size_t body_reads = reg_.family(
+      "egressd_http_body_reads_total",
+      "Socket reads that plain-HTTP bodies took (forward path): up = request bodies, down = response bodies.",
+      type::counter);
+  body_reads_[0] = reg_.counter(body_reads, {{"direction", "up"}});
+  body_reads_[1] = reg_.counter(body_reads, {{"direction", "down"}});
   const size_t active = reg_.family("egressd_connections_active",
                                     "Open client connections by kind.", type::gauge);
   for (size_t k = 0; k < kinds; ++k) {

@@ -4,6 +4,7 @@
 //   egressd_requests_total{kind,decision,reason}   (sparse: only seen combos)
 //   egressd_rule_requests_total{rule}              (rule pattern text)
 //   egressd_bytes_total{direction}                 (up | down)
+//   egressd_http_body_reads_total{direction}       (socket reads of plain-HTTP bodies)
 //   egressd_connections_active{kind}
 //   egressd_anomaly_alerts_total{type}
 //   egressd_client_requests_total{client}          (from the anomaly detector's
@@ -58,6 +59,10 @@ class metrics {
   void bytes(unsigned shard, direction d, uint64_t n) {
     reg_.add(shard, bytes_[static_cast<size_t>(d)], n);
   }
+  // Socket reads (recv calls) a plain-HTTP body took, added once per body.
+  void body_reads(unsigned shard, direction d, uint64_t n) {
+    if (n) reg_.add(shard, body_reads_[static_cast<size_t>(d)], n);
+  }
   void connection_opened(unsigned shard, kind k) { reg_.add(shard, active_[static_cast<size_t>(k)], 1); }
   void connection_closed(unsigned shard, kind k) { reg_.add(shard, active_[static_cast<size_t>(k)], -1); }
   void dns_query(unsigned shard, dns_result r) { reg_.add(shard, dns_[static_cast<size_t>(r)]); }
@@ -108,6 +113,7 @@ class metrics {
   size_t agent_family_ = 0;
   std::vector<metrics_registry::counter_id> requests_;
   metrics_registry::counter_id bytes_[2];
+  metrics_registry::counter_id body_reads_[2];
   metrics_registry::gauge_id active_[kinds];
   metrics_registry::counter_id alerts_[alert_type_count];
   metrics_registry::counter_id dns_[dns_results];

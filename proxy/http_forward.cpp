@@ -15,6 +15,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 
+#include "proxy/body_relay.hpp"
 #include "proxy/http_head.hpp"
 #include "proxy/inspect/chunked_prefix.hpp"
 #include "proxy/session_impl.hpp"
@@ -26,92 +27,6 @@ namespace egressd::proxy {
 using acl::reason;
 
 namespace {
-
-enum class body_end { ok, read_error, write_error, bad_framing };
-
-// Streams a message body from `in` to `out` through `buf`: whatever the parser
-// decodes is written at once, so a server-sent-event stream reaches the client
-// as it is produced. `head` leaves together with the first piece in one write
-// (or alone at once when no body byte is here yet, so a streaming peer sees
-// it). chunked: each piece is re-framed as a chunk, ending with the last
-// chunk; otherwise the bytes go out as they are (Content-Length or
-// close-delimited framing, declared by the head).
-template <bool isRequest>
-awaitable<body_end> relay_body(beast::tcp_stream& in, beast::flat_buffer& in_buf,
-                               http::parser<isRequest, http::buffer_body>& p, beast::tcp_stream& out,
-                               std::string_view head, bool chunked, char* buf, std::chrono::milliseconds idle,
-                               uint64_t* moved, acl::bandwidth_limiter* bw) {
-  error_code ec;
-  bool head_pending = !head.empty();
-  if (head_pending && !p.is_done() && in_buf.size() == 0) {
-    out.expires_after(idle);
-    co_await write_now(out, net::buffer(head), ec);
-    if (ec) co_return body_end::write_error;
-    head_pending = false;
-  }
-  const auto dir = isRequest ? acl::bandwidth_limiter::direction::up : acl::bandwidth_limiter::direction::down;
-  std::optional<net::steady_timer> pace;
-  std::array<char, 20> chunk_size{};
-  std::array<net::const_buffer, 5> parts;
-  for (;;) {
-    size_t got = 0;
-    if (!p.is_done()) {
-      size_t size = buf ? buffer_pool::buffer_size : 0;
-      if (bw && size) {
-        // bandwidth=: read no more than the rule's shared budget allows.
-        std::chrono::steady_clock::duration wait{};
-        size = bw->grant(dir, std::chrono::steady_clock::now(), size, &wait);
-        if (size == 0) {
-          if (!pace) pace.emplace(co_await net::this_coro::executor);
-          pace->expires_after(wait);
-          co_await pace->async_wait(net::redirect_error(use_awaitable, ec));
-          continue;
-        }
-      }
-      p.get().body().data = buf;
-      p.get().body().size = size;
-      in.expires_after(idle);
-      co_await http::async_read_some(in, in_buf, p, net::redirect_error(use_awaitable, ec));
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) {
-        if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension ||
-            ec == http::error::bad_content_length || ec == http::error::body_limit)
-          co_return body_end::bad_framing;
-        co_return body_end::read_error;
-      }
-      got = size - p.get().body().size;
-      if (bw && got < size) bw->refund(dir, size - got);
-      *moved += got;
-    }
-    const bool done = p.is_done();
-    // Nothing decoded yet (e.g. only a chunk header): read on.
-    if (got == 0 && !done && !head_pending) continue;
-    size_t n = 0;
-    if (head_pending) parts[n++] = net::buffer(head);
-    if (got) {
-      if (chunked) {
-        auto [e, err] = std::to_chars(chunk_size.data(), chunk_size.data() + 16, got, 16);
-        (void)err;
-        *e++ = '\r';
-        *e++ = '\n';
-        parts[n++] = net::buffer(chunk_size.data(), static_cast<size_t>(e - chunk_size.data()));
-      }
-      parts[n++] = net::buffer(buf, got);
-      if (chunked) parts[n++] = net::buffer("\r\n", 2);
-    }
-    if (done && chunked) parts[n++] = net::buffer("0\r\n\r\n", 5);
-    if (n) {
-      out.expires_after(idle);
-      co_await write_now(out, std::span<const net::const_buffer>(parts.data(), n), ec);
-      if (ec) co_return body_end::write_error;
-    }
-    head_pending = false;
-    if (done) break;
-  }
-  out.expires_never();
-  in.expires_never();
-  co_return body_end::ok;
-}
 
 // Watches the client while egressd waits for the upstream's response head:
 // a client that goes away (EOF or reset) must free its conns= slot at once,
@@ -219,7 +134,6 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
   const bool has_body = !p.is_done();
   const bool req_chunked = p.chunked();
   error_code ec;
-  buffer_pool::handle buf;
   std::optional<http::response_parser<http::buffer_body>> rp;
   for (int attempt = 0;; ++attempt) {
     if (!up_ && attempt == 0) {
@@ -260,9 +174,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       if (ec) co_return false;
     }
 
-    if (has_body && !buf) buf = w_.buffers().take();
-    body_end be = co_await relay_body(client_, cbuf_, p, *up_, head_, req_chunked, buf.get(), snap_->timeout.idle,
-                                      &rec.bytes_up, bandwidth(v));
+    body_end be = co_await relay_body(w_, p,
+                                      body_route{client_.socket(), cbuf_, up_->socket(), head_, req_chunked,
+                                                 snap_->timeout.idle, &rec.bytes_up, bandwidth(v)});
     if (be == body_end::bad_framing) {
       // The upstream saw at most an unfinished message; it is closed, never reused.
       close_upstream();
@@ -329,8 +243,6 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
                     rec);
     co_return false;
   }
-  if (!buf) buf = w_.buffers().take();
-
   auto& res = rp->get();
   rec.status = res.result_int();
   if (res.result() == http::status::switching_protocols) {
@@ -347,7 +259,6 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
       finish(rec);
       co_return false;
     }
-    buf.reset();
     hand_off(*up_, bandwidth(v), rec);
     up_.reset();
     co_return false;
@@ -368,8 +279,9 @@ awaitable<bool> session::forward_http(request_parser& p, monitor::access_record&
                                                 : conn_header::none;
   head_.clear();
   write_response_head(res, conn, drop_framing, head_);
-  body_end be = co_await relay_body(*up_, ubuf_, *rp, client_, head_, chunked_out, buf.get(), snap_->timeout.idle,
-                                    &rec.bytes_down, bandwidth(v));
+  body_end be = co_await relay_body(w_, *rp,
+                                    body_route{up_->socket(), ubuf_, client_.socket(), head_, chunked_out,
+                                               snap_->timeout.idle, &rec.bytes_down, bandwidth(v)});
   if (be != body_end::ok) {
     close_upstream();
     if (be == body_end::read_error || be == body_end::bad_framing)
