@@ -96,6 +96,7 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
                                      "Configuration reloads by result.", type::counter);
   reloads_[0] = reg_.counter(reloads, {{"result", "ok"}});
   reloads_[1] = reg_.counter(reloads, {{"result", "error"}});
+  grants_ = reg_.gauge(reg_.family("egressd_grants_active", "Grants in force (POST /v1/grants).", type::gauge), {});
   connect_ = reg_.histogram(
       reg_.family("egressd_upstream_connect_seconds", "Time to connect to the upstream (TCP).",
                   type::histogram, false,

@@ -1,8 +1,10 @@
 #pragma once
 // The admin endpoint (SPEC "Admin endpoint"): GET /metrics (Prometheus text),
-// /healthz, /readyz, /alerts (JSON), 404 elsewhere. It runs on its own thread
-// and io_context so a scrape never competes with a worker; it reads only
-// thread-safe state (metrics registry, anomaly detector, atomics).
+// /healthz, /readyz, /alerts (JSON), the /v1/ API (admin_api), 404
+// elsewhere. It runs on its own thread and io_context so a scrape never
+// competes with a worker; it reads only thread-safe state (metrics registry,
+// anomaly detector, atomics), and the admin_api it is given, which it calls
+// only from its thread (requests, and tick() about once a second).
 
 #include <atomic>
 #include <functional>
@@ -14,22 +16,28 @@
 
 namespace egressd::proxy {
 
+class admin_api;
+
 class admin_server {
  public:
   struct handlers {
     std::function<std::string()> metrics;  // Prometheus text
     std::function<std::string()> alerts;   // JSON array
     std::function<bool()> ready;
+    admin_api* api = nullptr;  // /v1/ (null: 404 there); must outlive the server
   };
   // Binds ADDR:PORT; on failure returns null with a sentence in *error.
   static std::unique_ptr<admin_server> start(const tcp::endpoint& ep, handlers h, std::string* error);
   ~admin_server();
   tcp::endpoint local() const { return local_; }
+  // Any thread: runs fn on the admin thread.
+  void post(std::function<void()> fn);
 
  private:
   admin_server() = default;
   awaitable<void> accept_loop();
   awaitable<void> serve(tcp::socket s);
+  awaitable<void> tick_loop();
 
   net::io_context io_{1};
   std::unique_ptr<tcp::acceptor> acceptor_;

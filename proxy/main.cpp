@@ -15,7 +15,9 @@
 
 #include "config/config.hpp"
 #include "monitor/access_log.hpp"
+#include "proxy/admin_api.hpp"
 #include "proxy/server.hpp"
+#include "state/grant_store.hpp"
 #include "tools/commands.hpp"
 
 namespace {
@@ -40,6 +42,13 @@ bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
     return out;
   };
   return a.access_log == b.access_log && eps(a) == eps(b);
+}
+
+// `state` is opened once, at start: grants stay in memory across reloads,
+// and a different state path (or kind) needs a restart.
+bool same_state(const config::snapshot& a, const config::snapshot& b) {
+  return a.state.kind == b.state.kind && a.state.path == b.state.path && a.state.host == b.state.host &&
+         a.state.port == b.state.port && a.state.db == b.state.db;
 }
 
 int run(const std::string& path) {
@@ -68,7 +77,20 @@ int run(const std::string& path) {
   }
 
   auto current = loaded.snap;
-  auto srv = proxy::server::start(current, std::move(log), &error);
+  // Grants of `state FILE` and the admin token: a corrupt or unreadable
+  // file is a start-up error, never an empty set or an open API.
+  auto grants = std::make_unique<state::grant_store>(
+      current->state.kind == config::state_spec::kind_t::file ? current->state.path : std::string());
+  if (!grants->load(state::clock::now(), &error)) {
+    fmt::print(stderr, "{}\n", error);
+    return 1;
+  }
+  std::string token;
+  if (!current->admin_token_file.empty() && !proxy::read_admin_token(current->admin_token_file, &token, &error)) {
+    fmt::print(stderr, "{}\n", error);
+    return 1;
+  }
+  auto srv = proxy::server::start(current, std::move(log), &error, std::move(grants), std::move(token));
   if (!srv) {
     fmt::print(stderr, "egressd: {}\n", error);
     return 1;
@@ -88,15 +110,20 @@ int run(const std::string& path) {
     if (sig < 0) continue;
     if (sig == SIGHUP) {
       auto next = config::load_file(path);
+      std::string token_error;
+      if (next.snap && !srv->reload_admin_token(*next.snap, &token_error)) next.snap.reset();
       if (!next.snap) {
         srv->reload_failed();
         fmt::print(stderr, "egressd: reload of {} failed; the previous configuration keeps serving:\n", path);
         print_errors(next.errors);
+        if (!token_error.empty()) fmt::print(stderr, "{}\n", token_error);
       } else {
         if (!same_listeners(*current, *next.snap))
           fmt::print(stderr,
                      "egressd: listen, admin, forward, dns_listen, threads and access_log changes take effect only "
                      "after a restart\n");
+        if (!same_state(*current, *next.snap))
+          fmt::print(stderr, "egressd: a state change takes effect only after a restart; grants stay where they are\n");
         current = next.snap;
         srv->publish(current);
         fmt::print(stderr, "egressd: configuration reloaded from {}\n", path);

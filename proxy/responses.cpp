@@ -62,7 +62,8 @@ const char* status_text(int status) {
 std::string refusal_body(reason r, const refusal_detail& d) {
   switch (r) {
     case reason::not_allowed:
-      return fmt::format("egressd: {} is not on the allowlist (ask the operator to add it)\n", d.host);
+      return fmt::format("egressd: {} is not on the allowlist (ask the operator to {} it)\n", d.host,
+                         d.grantable ? "grant" : "add");
     case reason::denied_rule:
       return fmt::format("egressd: {} is denied by the rule 'deny {}'\n", d.host, d.rule);
     case reason::port:

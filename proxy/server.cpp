@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "proxy/admin.hpp"
+#include "proxy/admin_api.hpp"
 #include "proxy/dns_listener.hpp"
 #include "proxy/listen_socket.hpp"
 #include "proxy/rule_limits.hpp"
@@ -45,7 +46,8 @@ std::unique_ptr<tcp::acceptor> bind_reuseport(net::io_context& io, const tcp::en
 }  // namespace
 
 std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> snap,
-                                      std::unique_ptr<monitor::access_log> log, std::string* error) {
+                                      std::unique_ptr<monitor::access_log> log, std::string* error,
+                                      std::unique_ptr<state::grant_store> grants, std::string admin_token) {
   std::unique_ptr<server> s(new server());
   s->log_ = std::move(log);
   unsigned n = snap->threads ? snap->threads : std::max(1u, std::thread::hardware_concurrency());
@@ -56,6 +58,8 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   s->metrics_->attach(*s->detector_);
   if (s->log_) s->metrics_->attach(*s->log_);
   s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_);
+  s->denials_ = std::make_unique<state::denial_feed>(n);
+  s->grants_ = grants ? std::move(grants) : std::make_unique<state::grant_store>();
   try {
     for (unsigned i = 0; i < n; ++i)
       s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->limits_, s->log_.get()));
@@ -63,6 +67,12 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     *error = fmt::format("cannot start the DNS resolver: {}", e.what());
     return nullptr;
   }
+
+  // Every change of the grant set reaches every worker as a new view.
+  s->grants_->set_publisher([self = s.get()](std::shared_ptr<const state::grant_view> v) {
+    self->metrics_->grants_active(static_cast<int64_t>(v->grants().size()));
+    for (auto& w : self->workers_) w->publish_grants(v);
+  });
 
   // Proxy/transparent listeners, then plain forwards: each bound on every worker.
   std::vector<std::pair<config::endpoint, listener_info>> binds;
@@ -98,9 +108,12 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     tcp::endpoint ep(addr, snap->admin->port);
     if (ep.port() != 0 && !port_free(ep, error)) return nullptr;
     server* self = s.get();
+    s->api_ = std::make_unique<admin_api>(*s->grants_, *s->denials_);
+    // Without token_file, /v1/ answers only on a loopback admin address.
+    s->api_->set_access(admin_token, ep.address().is_loopback());
     admin_server::handlers h{[self] { return self->metrics_->render(); },
                              [self] { return self->detector_->recent_alerts_json(); },
-                             [self] { return self->ready_.load(); }};
+                             [self] { return self->ready_.load(); }, s->api_.get()};
     s->admin_ = admin_server::start(ep, std::move(h), error);
     if (!s->admin_) return nullptr;
     auto local = s->admin_->local();
@@ -136,6 +149,18 @@ server::~server() {
   for (auto& w : workers_) w->stop_and_join();
   dns_.clear();
   admin_.reset();
+}
+
+bool server::reload_admin_token(const config::snapshot& snap, std::string* error) {
+  std::string token;
+  if (!snap.admin_token_file.empty() && !read_admin_token(snap.admin_token_file, &token, error)) return false;
+  if (admin_ && api_) {
+    admin_api* api = api_.get();
+    admin_->post([api, token = std::move(token), loopback = admin_->local().address().is_loopback()] {
+      api->set_access(token, loopback);
+    });
+  }
+  return true;
 }
 
 void server::publish(std::shared_ptr<const config::snapshot> snap) {

@@ -15,6 +15,8 @@
 #include "monitor/access_log.hpp"
 #include "monitor/anomaly_detector.hpp"
 #include "monitor/metrics.hpp"
+#include "state/denial_feed.hpp"
+#include "state/grant_store.hpp"
 
 namespace egressd::proxy {
 
@@ -22,18 +24,27 @@ class worker;
 class admin_server;
 class dns_listener;
 class rule_limits;
+class admin_api;
 
 class server {
  public:
   // Binds every listener on every worker (SO_REUSEPORT) and starts the
-  // threads. On failure returns null with a plain sentence in *error.
+  // threads. grants: loaded already (state FILE); null = an empty in-memory
+  // set. admin_token: the token_file's token ("" when none). On failure
+  // returns null with a plain sentence in *error.
   static std::unique_ptr<server> start(std::shared_ptr<const config::snapshot> snap,
-                                       std::unique_ptr<monitor::access_log> log, std::string* error);
+                                       std::unique_ptr<monitor::access_log> log, std::string* error,
+                                       std::unique_ptr<state::grant_store> grants = nullptr,
+                                       std::string admin_token = {});
   ~server();
 
   // Publishes a new snapshot to every worker; connections keep the one they
   // started with. Listener changes need a restart (reported by the caller).
   void publish(std::shared_ptr<const config::snapshot> snap);
+  // Reload: the admin token is read again from snap's token_file (false
+  // and *error "PATH: ..." when it cannot be: the reload must then fail).
+  // Grants are untouched by reloads.
+  bool reload_admin_token(const config::snapshot& snap, std::string* error);
   // A reload that failed to load: counted (egressd_config_reloads_total).
   void reload_failed() { metrics_->config_reload(false); }
   // Stops accepting, lets connections finish for at most `drain`, closes
@@ -43,6 +54,7 @@ class server {
   // Thread-safe process-wide monitors (workers pass their index as shard).
   monitor::metrics& metrics() { return *metrics_; }
   monitor::anomaly_detector& detector() { return *detector_; }
+  state::denial_feed& denials() { return *denials_; }
   const admin_server* admin() const { return admin_.get(); }
 
   // Any thread: is addr:port one of egressd's own listening sockets?
@@ -64,6 +76,9 @@ class server {
   std::unique_ptr<monitor::metrics> metrics_;
   std::unique_ptr<monitor::anomaly_detector> detector_;
   std::shared_ptr<const rule_limits> limits_;  // of the last published snapshot
+  std::unique_ptr<state::grant_store> grants_;  // used on the admin thread after start
+  std::unique_ptr<state::denial_feed> denials_;
+  std::unique_ptr<admin_api> api_;
   std::unique_ptr<admin_server> admin_;
   std::vector<std::unique_ptr<dns_listener>> dns_;  // one per dns_listen
   std::atomic<bool> ready_{false};

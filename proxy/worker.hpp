@@ -16,6 +16,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/relay/tunnel.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "state/grant_view.hpp"
 
 namespace egressd::monitor {
 class access_log;
@@ -77,6 +78,8 @@ class worker {
 
   // Any thread.
   void publish(std::shared_ptr<const config::snapshot> snap, std::shared_ptr<const rule_limits> limits);
+  // The grants in force; decisions made after it runs use them.
+  void publish_grants(std::shared_ptr<const state::grant_view> grants);
   void begin_drain();
   void force_close();
   void stop_and_join();
@@ -87,6 +90,7 @@ class worker {
   unsigned index() const { return index_; }
   const std::shared_ptr<const config::snapshot>& snapshot() const { return snap_; }
   const std::shared_ptr<const rule_limits>& limits() const { return limits_; }
+  const state::grant_view* grants() const { return grants_.get(); }  // null before the first publish
   dns::resolver& resolver() { return *resolver_; }
   pipe_pool& pipes() { return pipes_; }
   buffer_pool& buffers() { return buffers_; }
@@ -106,6 +110,7 @@ class worker {
   net::executor_work_guard<net::io_context::executor_type> guard_;
   std::shared_ptr<const config::snapshot> snap_;
   std::shared_ptr<const rule_limits> limits_;
+  std::shared_ptr<const state::grant_view> grants_;
   monitor::access_log* log_;
   std::unique_ptr<dns::resolver> resolver_;
   pipe_pool pipes_;
