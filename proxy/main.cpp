@@ -16,9 +16,11 @@
 #include "config/config.hpp"
 #include "monitor/access_log.hpp"
 #include "proxy/admin_api.hpp"
+#include "proxy/admin_client.hpp"
 #include "proxy/server.hpp"
 #include "state/grant_store.hpp"
 #include "tools/commands.hpp"
+#include "tools/grants_command.hpp"
 
 namespace {
 
@@ -155,6 +157,23 @@ int main(int argc, char** argv) {
   std::string squid_conf;
   auto* import = app.add_subcommand("import-squid", "print the egressd config equivalent of a squid.conf allowlist");
   import->add_option("FILE", squid_conf, "squid.conf")->required();
+  tools::grants_options gopt;
+  std::string token_file;
+  auto* grants = app.add_subcommand("grants", "list, add or revoke grants through the admin API (/v1/grants)");
+  grants->add_option("--admin", gopt.admin, "admin endpoint ADDR:PORT")->capture_default_str();
+  grants->add_option("--token-file", token_file, "file holding the admin token (default: $EGRESSD_ADMIN_TOKEN)");
+  grants->add_flag("--json", gopt.json, "print the server's JSON as it came");
+  grants->require_subcommand(1, 1);
+  auto* glist = grants->add_subcommand("list", "print the grants in force")->fallthrough();
+  auto* gadd = grants->add_subcommand("add", "grant PATTERN (as for allow) for a while")->fallthrough();
+  gadd->add_option("PATTERN", gopt.pattern, "exact name, .suffix, *.wildcard or ~regex")->required();
+  gadd->add_option("--ports", gopt.ports, "ports, e.g. 443,8443 (default 80,443)");
+  auto* gagent = gadd->add_option("--agent", gopt.agent, "only for this agent");
+  gadd->add_option("--group", gopt.group, "only for this group")->excludes(gagent);
+  gadd->add_option("--ttl", gopt.ttl, "how long, e.g. 30m (default 1h, at most 720h)");
+  gadd->add_option("--note", gopt.note, "why (shown in lists)");
+  auto* grevoke = grants->add_subcommand("revoke", "end a grant now")->fallthrough();
+  grevoke->add_option("ID", gopt.id, "the grant's id")->required();
   app.require_subcommand(0, 1);
 
   try {
@@ -175,6 +194,25 @@ int main(int argc, char** argv) {
 
   if (learn->parsed()) return tools::learn_command(learn_logs);
   if (import->parsed()) return tools::import_squid_command(squid_conf);
+  if (grants->parsed()) {
+    gopt.action = gadd->parsed()      ? tools::grants_options::action_t::add
+                  : grevoke->parsed() ? tools::grants_options::action_t::revoke
+                                      : tools::grants_options::action_t::list;
+    (void)glist;
+    std::string error;
+    if (!token_file.empty()) {
+      if (!proxy::read_admin_token(token_file, &gopt.token, &error)) {
+        fmt::print(stderr, "egressd: {}\n", error);
+        return 1;
+      }
+    } else if (const char* t = std::getenv("EGRESSD_ADMIN_TOKEN")) {
+      gopt.token = t;
+    }
+    return tools::grants_command(gopt, [&](const std::string& m, const std::string& t, const std::string& b,
+                                           const std::string& tok) {
+      return proxy::admin_exchange(gopt.admin, m, t, b, tok);
+    });
+  }
   if (check) {
     auto loaded = config::load_file(conf);
     if (!loaded.snap) {
