@@ -72,6 +72,7 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   s->grants_->set_publisher([self = s.get()](std::shared_ptr<const state::grant_view> v) {
     self->metrics_->grants_active(static_cast<int64_t>(v->grants().size()));
     for (auto& w : self->workers_) w->publish_grants(v);
+    for (auto& d : self->dns_) d->publish_grants(v);
   });
 
   // Proxy/transparent listeners, then plain forwards: each bound on every worker.
@@ -98,6 +99,16 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     }
     s->own_.push_back({to_acl(ep.address()), ep.address().is_unspecified(), ep.port()});
   }
+  // DNS responders before the admin endpoint: once its thread runs, grant
+  // changes are published to dns_ from there.
+  for (const auto& d : snap->dns_listens) {
+    auto l = dns_listener::start(d, snap, *s->metrics_, error);
+    if (!l) return nullptr;
+    auto local = l->local();
+    s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
+    l->publish_grants(s->grants_->view());
+    s->dns_.push_back(std::move(l));
+  }
   if (snap->admin) {
     error_code ec;
     auto addr = net::ip::make_address(snap->admin->host, ec);
@@ -118,13 +129,6 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     if (!s->admin_) return nullptr;
     auto local = s->admin_->local();
     s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
-  }
-  for (const auto& d : snap->dns_listens) {
-    auto l = dns_listener::start(d, snap, *s->metrics_, error);
-    if (!l) return nullptr;
-    auto local = l->local();
-    s->own_.push_back({to_acl(local.address()), local.address().is_unspecified(), local.port()});
-    s->dns_.push_back(std::move(l));
   }
   for (auto& w : s->workers_) w->start();
   s->metrics_->config_reload(true);

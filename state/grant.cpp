@@ -150,10 +150,34 @@ std::string random_grant_id() {
 
 std::optional<grant> parse_grant_request(std::string_view body, clock::time_point now, std::string* error) {
   json j;
+  // Strict: a key given twice is an error, not "the last one wins".
+  std::vector<std::vector<std::string>> keys;
+  std::string duplicate;
+  auto cb = [&](int, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (ev == json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (ev == json::parse_event_t::key && !keys.empty() && parsed.is_string()) {
+      auto& seen = keys.back();
+      const auto& k = parsed.get_ref<const std::string&>();
+      if (std::find(seen.begin(), seen.end(), k) != seen.end() && duplicate.empty())
+        duplicate = k.size() <= 32 ? k : k.substr(0, 32);
+      else if (seen.size() < 64)
+        seen.push_back(k);
+    }
+    return true;
+  };
   try {
-    j = json::parse(body.begin(), body.end());
+    j = json::parse(body.begin(), body.end(), cb);
   } catch (const json::parse_error& e) {
     fail(error, fmt::format("the body is not valid JSON (at byte {})", e.byte));
+    return std::nullopt;
+  }
+  if (!duplicate.empty()) {
+    bool plain = true;
+    for (unsigned char c : duplicate) plain = plain && c >= 0x20 && c < 0x7f;
+    fail(error, plain ? fmt::format("field '{}' is given twice", duplicate) : "a field is given twice");
     return std::nullopt;
   }
   if (!j.is_object()) {

@@ -344,6 +344,29 @@ class Access(EgressdTestCase):
         self.assertEqual(api(admin, "GET", "/healthz")[0], 200)
 
 
+class DnsResponder(EgressdTestCase):
+    """dns_listen answers a granted name as an allowed one (transparent
+    agents reach it through the sni/http listeners), never a denied one."""
+
+    def test_granted_name_is_answered(self):
+        from test_dns_listen import NXDOMAIN, dns_port, udp_query, wait_answering
+        dport, admin = dns_port(), free_port()
+        extra = f"dns_listen 127.0.0.1:{dport} answer=127.0.0.9\nadmin 127.0.0.1:{admin}\ndeny denied.test"
+        self.own(Egressd(base_config("", extra=extra))).start()
+        wait_answering(dport)
+        self.assertEqual(udp_query(dport, "granted.test").rcode, NXDOMAIN)
+        status, _, g = api(admin, "POST", "/v1/grants", {"pattern": ".granted.test", "ports": [443]})
+        self.assertEqual(status, 201, g)
+        status, _, g = api(admin, "POST", "/v1/grants", {"pattern": "denied.test", "ports": [443]})
+        self.assertEqual(status, 201, g)
+        wait_until(lambda: udp_query(dport, "a.granted.test").rcode == 0, 1.0, what="granted name answered")
+        r = udp_query(dport, "granted.test")
+        self.assertEqual(r.rcode, 0)
+        self.assertEqual(len(r.answers), 1)
+        self.assertEqual(udp_query(dport, "denied.test").rcode, NXDOMAIN)
+        self.assertEqual(udp_query(dport, "other.test").rcode, NXDOMAIN)
+
+
 class Persistence(EgressdTestCase):
     """state FILE: grants survive SIGHUP (always) and restarts (with the file)."""
 

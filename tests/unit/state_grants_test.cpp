@@ -95,7 +95,9 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"{\"pattern\": \"a.test\", \"group\": \"x/y\"}", "not a valid group name"},
         bad_case{"{\"pattern\": \"a.test\", \"agent\": \"a\", \"group\": \"g\"}", "not both"},
         bad_case{"{\"pattern\": \"a.test\", \"extra\": true}", "unknown field 'extra'"},
-        bad_case{"{\"pattern\": \"a.test\", \"id\": \"abc\"}", "unknown field 'id'"}));
+        bad_case{"{\"pattern\": \"a.test\", \"id\": \"abc\"}", "unknown field 'id'"},
+        bad_case{"{\"pattern\": \"a.test\", \"pattern\": \"b.test\"}", "field 'pattern' is given twice"},
+        bad_case{"{\"pattern\": \"a.test\", \"ttl\": \"1h\", \"ttl\": \"720h\"}", "given twice"}));
 
 TEST(GrantRequest, LongNoteAndNamesAreRefused) {
   std::string err;
