@@ -68,13 +68,14 @@ class Grants(EgressdTestCase):
         cls.sink = cls.own(TcpSink("echo"))
         cls.P, cls.S = cls.origin.port, cls.sink.port
         for name in ["allowed.test", "files.test", "tunnel.test", "denied.test", "ttl.test", "group.test",
-                     "gone.test", "feed.test", "cli.test", "other.test"]:
+                     "gone.test", "feed.test", "cli.test", "other.test", "adminname.test", "selfgrant.test"]:
             cls.dns.add(name, a=["127.0.0.1"])
         cls.admin = free_port()
         rules = f"""
 admin 127.0.0.1:{cls.admin}
 group ci 127.0.0.2/32
 allow allowed.test ports={cls.P}
+allow adminname.test ports={cls.admin}
 deny denied.test
 """
         cls.e = cls.own(Egressd(base_config(rules), dns=cls.dns)).start()
@@ -289,6 +290,12 @@ deny denied.test
         r, s, _ = connect_via(self.e.port, f"127.0.0.1:{self.admin}")
         s.close()
         assert_denied(self, r, 403, "self")
+        # By a name that resolves to egressd, allowed by a rule or by a grant.
+        for host in ("adminname.test", "selfgrant.test"):
+            if host == "selfgrant.test":
+                self.grant({"pattern": "selfgrant.test", "ports": [self.admin]})
+            r = proxy_get(self.e.port, f"http://{host}:{self.admin}/v1/grants", method="POST", body=body)
+            assert_denied(self, r, 403, "self")
         self.assertNotIn("evil.test", [g["pattern"] for g in api(self.admin, "GET", "/v1/grants")[2]])
 
 
