@@ -10,16 +10,21 @@ the CLI, and the API refused through the proxy itself (self)."""
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     assert_denied, base_config, clean_env, connect_via, echo_roundtrip, egressd_bin,
-                     free_port, main, proxy_get, source_bindable, wait_until)
+                     assert_denied, base_config, clean_env, client_hello, connect_from, connect_via,
+                     echo_roundtrip, egressd_bin, expect_closed, free_port, main, make_cert, proxy_get,
+                     request_bytes, source_bindable, wait_until)
 from limits_util import scrape  # noqa: E402
+from modes_util import tls_request  # noqa: E402
+from test_dns_listen import NXDOMAIN, dns_port, udp_query, wait_answering  # noqa: E402
 
 
 def api(port, method, path, body=None, token=None, raw=None, headers=None):
@@ -351,12 +356,40 @@ class Access(EgressdTestCase):
         self.assertEqual(api(admin, "GET", "/healthz")[0], 200)
 
 
+class Transparent(EgressdTestCase):
+    """A grant on the sni listener: the SNI is judged like a CONNECT host."""
+
+    def test_sni_listener_honours_a_grant(self):
+        tmp = tempfile.mkdtemp(prefix="egressd-it-grants-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = make_cert(tmp)
+        dns = self.own(DnsServer())
+        origin = self.own(HttpOrigin(cert, key))
+        dns.add("tls.test", a=["127.0.0.1"])
+        admin, sni = free_port(), free_port()
+        extra = f"admin 127.0.0.1:{admin}\nlisten 127.0.0.1:{sni} mode=sni port={origin.port}"
+        e = self.own(Egressd(base_config("", extra=extra), dns=dns)).start()
+        wait_until(lambda: api(admin, "GET", "/healthz")[0] == 200, 5.0, what="admin")
+        s = connect_from(sni)
+        with s:
+            s.sendall(client_hello("tls.test"))
+            self.assertEqual(expect_closed(s, 10), b"")
+        status, _, g = api(admin, "POST", "/v1/grants", {"pattern": "tls.test", "ports": [origin.port]})
+        self.assertEqual(status, 201, g)
+        time.sleep(0.2)
+        r, _, s = tls_request(sni, "tls.test", cert, request_bytes("GET", "/echo/x", "tls.test"))
+        cport = s.getsockname()[1]
+        s.close()
+        self.assertEqual(r.status, 200, r)
+        rec = e.log_for_client(cport)
+        self.assertEqual((rec["kind"], rec["decision"], rec["rule"]), ("sni", "allow", f"grant:{g['id']}"))
+
+
 class DnsResponder(EgressdTestCase):
     """dns_listen answers a granted name as an allowed one (transparent
     agents reach it through the sni/http listeners), never a denied one."""
 
     def test_granted_name_is_answered(self):
-        from test_dns_listen import NXDOMAIN, dns_port, udp_query, wait_answering
         dport, admin = dns_port(), free_port()
         extra = f"dns_listen 127.0.0.1:{dport} answer=127.0.0.9\nadmin 127.0.0.1:{admin}\ndeny denied.test"
         self.own(Egressd(base_config("", extra=extra))).start()
