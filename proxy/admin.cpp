@@ -97,6 +97,12 @@ awaitable<void> admin_server::serve(tcp::socket s) {
       if (answer) res.keep_alive(false);
     }
     if (!answer && !p.is_done()) {
+      // curl asks before sending a larger body; answer rather than make it wait.
+      if (beast::iequals(req[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        co_await http::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
+        if (ec) co_return;
+      }
       co_await http::async_read(stream, buf, p, net::redirect_error(use_awaitable, ec));
       if (ec == http::error::body_limit) {
         answer = admin_api::error(413, "the request body is larger than 64K");
