@@ -219,6 +219,16 @@ int main(int argc, char** argv) {
       print_errors(loaded.errors);
       return 1;
     }
+    // A state file that would refuse to start fails the check too (a
+    // missing one is fine: it is created on the first grant).
+    if (loaded.snap->state.kind == config::state_spec::kind_t::file) {
+      state::grant_store grants(loaded.snap->state.path);
+      std::string error;
+      if (!grants.load(state::clock::now(), &error)) {
+        fmt::print(stderr, "{}\n", error);
+        return 1;
+      }
+    }
     fmt::print("{}", config::summary(*loaded.snap));
     fmt::print("{}: OK\n", conf);
     return 0;

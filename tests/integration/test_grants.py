@@ -471,6 +471,10 @@ class Persistence(EgressdTestCase):
                 err = e.stderr().strip()
                 self.assertTrue(err.startswith(os.path.join(e.dir, "grants.json") + ": "), err)
                 self.assertEqual(len(err.splitlines()), 1, err)
+                p = subprocess.run([egressd_bin(), "-c", e.conf_path, "--check"], capture_output=True,
+                                   timeout=30, env=clean_env())
+                self.assertEqual(p.returncode, 1, p.stdout)
+                self.assertIn(b"grants.json: ", p.stderr)
             finally:
                 e.kill()
                 e.cleanup()
