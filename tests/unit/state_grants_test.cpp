@@ -75,6 +75,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"{\"pattern\": \"\"}", "pattern:"}, bad_case{"{\"pattern\": \"a.*.test\"}", "pattern:"},
         bad_case{"{\"pattern\": \"b\\u00fccher.de\"}", "punycode"},
         bad_case{"{\"pattern\": \"~(unclosed\"}", "invalid regular expression"},
+        bad_case{"{\"pattern\": \"10.0.0.5\"}", "is an IP address"},
+        bad_case{"{\"pattern\": \"127.1\"}", "is an IP address"},
         bad_case{"{\"pattern\": \"a.test\", \"ports\": 443}", "ports must be an array"},
         bad_case{"{\"pattern\": \"a.test\", \"ports\": []}", "must not be empty"},
         bad_case{"{\"pattern\": \"a.test\", \"ports\": [0]}", "not a port"},
