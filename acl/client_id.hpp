@@ -20,7 +20,7 @@ struct client_id {
   const std::vector<std::string>* agent_groups = nullptr; // groups on the agent's line (null: none)
   // The same groups as indices into policy::groups() (what decide() tests;
   // no string compares on the data path). Empty when no agent is named.
-  std::span<const int32_t> agent_group_index;
+  std::span<const int32_t> agent_group_index{};
   int32_t agent_index = -1;  // into the snapshot's agent_table, -1 = none
 };
 

@@ -21,10 +21,10 @@ bool supported(feature f) {
     case feature::dns_listen: return true;
     case feature::listen_sni: return true;
     case feature::listen_http: return true;
-    case feature::state_file: return false;
+    case feature::state_file: return true;
     case feature::state_redis: return false;
     case feature::admin_allow: return true;
-    case feature::admin_token: return false;
+    case feature::admin_token: return true;
   }
   return false;
 }

@@ -110,6 +110,7 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
                   "Admin endpoint connections closed at accept: the client is outside admin allow=.",
                   type::counter),
       {});
+  grants_ = reg_.gauge(reg_.family("egressd_grants_active", "Grants in force (POST /v1/grants).", type::gauge), {});
   connect_ = reg_.histogram(
       reg_.family("egressd_upstream_connect_seconds", "Time to connect to the upstream (TCP).",
                   type::histogram, false,

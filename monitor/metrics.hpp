@@ -15,6 +15,7 @@
 //   egressd_upstream_connect_seconds, egressd_request_duration_seconds
 //   egressd_access_log_dropped_total
 //   egressd_agent_requests_total{agent,decision}   (agents from the config only)
+//   egressd_grants_active                           (grants in force)
 // Thread contract: as metrics_registry. Calls taking a `shard` come from the
 // worker owning that shard (worker index), or pass shared_shard() from any
 // other thread; anomaly_alert() and config_reload() may be called from any
@@ -75,6 +76,7 @@ class metrics {
   }
   void config_reload(bool ok) { reg_.add(reg_.shared_shard(), reloads_[ok ? 0 : 1]); }
   void admin_refused() { reg_.add(reg_.shared_shard(), admin_refused_); }
+  void grants_active(int64_t n) { reg_.set(grants_, n); }
 
   // The id of egressd_rule_requests_total{rule="PATTERN"}; call when building
   // a snapshot (get-or-create: a rule kept across reloads keeps its count).
@@ -120,6 +122,7 @@ class metrics {
   metrics_registry::counter_id reloads_[2];
   metrics_registry::counter_id admin_refused_;
   metrics_registry::histogram_id connect_, duration_;
+  metrics_registry::gauge_id grants_;
 };
 
 }  // namespace egressd::monitor

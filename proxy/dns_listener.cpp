@@ -110,10 +110,26 @@ void dns_listener::publish(std::shared_ptr<const config::snapshot> snap) {
   net::post(io_, [this, v = make_view(std::move(snap))]() mutable { view_ = std::move(v); });
 }
 
+void dns_listener::publish_grants(std::shared_ptr<const state::grant_view> grants) {
+  net::post(io_, [this, g = std::move(grants)]() mutable { grants_ = std::move(g); });
+}
+
 bool dns_listener::allowed(std::string_view name, const acl::ip_address& client) const {
   const auto& v = *view_;
-  for (uint16_t port : v.ports)
-    if (v.snap->policy->decide(name, port, "", client).allowed) return true;
+  const bool granting = grants_ && !grants_->empty();
+  acl::host_buffer buf;
+  const auto norm = granting ? acl::normalize_host(name, buf) : std::nullopt;
+  acl::client_id who;  // DNS carries no credentials: the address alone
+  who.addr = client;
+  for (uint16_t port : v.ports) {
+    const acl::decision d = v.snap->policy->decide(name, port, "", client);
+    if (d.allowed) return true;
+    // As on the listeners the answer leads to: a grant allows what the
+    // allowlist does not name (never what a deny rule denies).
+    if (norm && d.why != acl::reason::denied_rule &&
+        grants_->match(*norm, port, who, v.snap->groups, std::chrono::system_clock::now()))
+      return true;
+  }
   return v.snap->report_mode;
 }
 

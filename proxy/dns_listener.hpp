@@ -16,10 +16,12 @@
 // a name allowed only on other ports (say 5432) could not be reached that
 // way, so it gets NXDOMAIN. In `mode report` a name the allowlist
 // would deny is answered too (the allowlist only reports there; the sni/http
-// listener then logs it as `report`).
+// listener then logs it as `report`). A live grant (publish_grants) for
+// the name, this client's address and one of those ports counts as allowed
+// too, unless a deny rule names it (as in session::judge).
 //
 // Thread contract: start() and the destructor run on the owning (main)
-// thread; publish() may be called from any thread and posts the snapshot to
+// thread; publish() and publish_grants() may be called from any thread and post to
 // the listener's thread, which alone reads it. Each answer is counted in
 // egressd_dns_queries_total{result} on metrics' shared shard: A record ->
 // ok, NODATA -> nodata, NXDOMAIN -> denied, anything malformed, refused or
@@ -36,6 +38,7 @@
 #include <vector>
 
 #include "proxy/asio.hpp"
+#include "state/grant_view.hpp"
 
 #include <boost/asio/ip/udp.hpp>
 
@@ -70,6 +73,8 @@ class dns_listener {
 
   // Any thread: later queries are decided by `snap`.
   void publish(std::shared_ptr<const config::snapshot> snap);
+  // Any thread: a granted name is answered as an allowed one.
+  void publish_grants(std::shared_ptr<const state::grant_view> grants);
 
   tcp::endpoint local() const { return local_; }  // same port for UDP
 
@@ -97,6 +102,7 @@ class dns_listener {
   monitor::metrics& metrics_;
   std::array<uint8_t, 4> answer_{};
   std::shared_ptr<const view> view_;  // listener thread only (after start)
+  std::shared_ptr<const state::grant_view> grants_;  // likewise; null = none
   int tcp_conns_ = 0;
 
   net::io_context io_{1};

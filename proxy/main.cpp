@@ -24,8 +24,12 @@
 #include "config/config.hpp"
 #include "monitor/access_log.hpp"
 #include "proxy/config_watch.hpp"
+#include "proxy/admin_api.hpp"
+#include "proxy/admin_client.hpp"
 #include "proxy/server.hpp"
+#include "state/grant_store.hpp"
 #include "tools/commands.hpp"
+#include "tools/grants_command.hpp"
 
 namespace {
 
@@ -49,6 +53,13 @@ bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
     return out;
   };
   return a.access_log == b.access_log && eps(a) == eps(b);
+}
+
+// `state` is opened once, at start: grants stay in memory across reloads,
+// and a different state path (or kind) needs a restart.
+bool same_state(const config::snapshot& a, const config::snapshot& b) {
+  return a.state.kind == b.state.kind && a.state.path == b.state.path && a.state.host == b.state.host &&
+         a.state.port == b.state.port && a.state.db == b.state.db;
 }
 
 // The main thread after start-up: signals (through a signalfd) and, under
@@ -81,16 +92,21 @@ class control {
 
 void control::reload(const char* why) {
   auto next = config::load_file(path_);
+  std::string token_error;
+  if (next.snap && !srv_.reload_admin_token(*next.snap, &token_error)) next.snap.reset();
   if (!next.snap) {
     srv_.reload_failed();
     fmt::print(stderr, "egressd: reload of {} ({}) failed; the previous configuration keeps serving:\n", path_, why);
     print_errors(next.errors);
+    if (!token_error.empty()) fmt::print(stderr, "{}\n", token_error);
     watch_.track(path_, next, current_->files);
   } else {
     if (!same_listeners(*current_, *next.snap))
       fmt::print(stderr,
                  "egressd: listen, admin, forward, dns_listen, threads and access_log changes take effect only "
                  "after a restart\n");
+    if (!same_state(*current_, *next.snap))
+      fmt::print(stderr, "egressd: a state change takes effect only after a restart; grants stay where they are\n");
     current_ = next.snap;
     srv_.publish(current_);
     fmt::print(stderr, "egressd: configuration reloaded from {} ({})\n", path_, why);
@@ -183,7 +199,20 @@ int run(const std::string& path) {
   }
 
   auto current = loaded.snap;
-  auto srv = proxy::server::start(current, std::move(log), &error);
+  // Grants of `state FILE` and the admin token: a corrupt or unreadable
+  // file is a start-up error, never an empty set or an open API.
+  auto grants = std::make_unique<state::grant_store>(
+      current->state.kind == config::state_spec::kind_t::file ? current->state.path : std::string());
+  if (!grants->load(state::clock::now(), &error)) {
+    fmt::print(stderr, "{}\n", error);
+    return 1;
+  }
+  std::string token;
+  if (!current->admin_token_file.empty() && !proxy::read_admin_token(current->admin_token_file, &token, &error)) {
+    fmt::print(stderr, "{}\n", error);
+    return 1;
+  }
+  auto srv = proxy::server::start(current, std::move(log), &error, std::move(grants), std::move(token));
   if (!srv) {
     fmt::print(stderr, "egressd: {}\n", error);
     return 1;
@@ -217,6 +246,23 @@ int main(int argc, char** argv) {
   auto* import = app.add_subcommand("import-squid", "print the egressd config equivalent of a squid.conf allowlist");
   import->add_option("FILE", squid_conf, "squid.conf")->required();
   auto* hash_token = app.add_subcommand("hash-token", "read a token on stdin, print sha256:HEX for an agent line");
+  tools::grants_options gopt;
+  std::string token_file;
+  auto* grants = app.add_subcommand("grants", "list, add or revoke grants through the admin API (/v1/grants)");
+  grants->add_option("--admin", gopt.admin, "admin endpoint ADDR:PORT")->capture_default_str();
+  grants->add_option("--token-file", token_file, "file holding the admin token (default: $EGRESSD_ADMIN_TOKEN)");
+  grants->add_flag("--json", gopt.json, "print the server's JSON as it came");
+  grants->require_subcommand(1, 1);
+  auto* glist = grants->add_subcommand("list", "print the grants in force")->fallthrough();
+  auto* gadd = grants->add_subcommand("add", "grant PATTERN (as for allow) for a while")->fallthrough();
+  gadd->add_option("PATTERN", gopt.pattern, "exact name, .suffix, *.wildcard or ~regex")->required();
+  gadd->add_option("--ports", gopt.ports, "ports, e.g. 443,8443 (default 80,443)");
+  auto* gagent = gadd->add_option("--agent", gopt.agent, "only for this agent");
+  gadd->add_option("--group", gopt.group, "only for this group")->excludes(gagent);
+  gadd->add_option("--ttl", gopt.ttl, "how long, e.g. 30m (default 1h, at most 720h)");
+  gadd->add_option("--note", gopt.note, "why (shown in lists)");
+  auto* grevoke = grants->add_subcommand("revoke", "end a grant now")->fallthrough();
+  grevoke->add_option("ID", gopt.id, "the grant's id")->required();
   app.require_subcommand(0, 1);
 
   try {
@@ -238,11 +284,40 @@ int main(int argc, char** argv) {
   if (learn->parsed()) return tools::learn_command(learn_logs);
   if (import->parsed()) return tools::import_squid_command(squid_conf);
   if (hash_token->parsed()) return tools::hash_token_command();
+  if (grants->parsed()) {
+    gopt.action = gadd->parsed()      ? tools::grants_options::action_t::add
+                  : grevoke->parsed() ? tools::grants_options::action_t::revoke
+                                      : tools::grants_options::action_t::list;
+    (void)glist;
+    std::string error;
+    if (!token_file.empty()) {
+      if (!proxy::read_admin_token(token_file, &gopt.token, &error)) {
+        fmt::print(stderr, "egressd: {}\n", error);
+        return 1;
+      }
+    } else if (const char* t = std::getenv("EGRESSD_ADMIN_TOKEN")) {
+      gopt.token = t;
+    }
+    return tools::grants_command(gopt, [&](const std::string& m, const std::string& t, const std::string& b,
+                                           const std::string& tok) {
+      return proxy::admin_exchange(gopt.admin, m, t, b, tok);
+    });
+  }
   if (check) {
     auto loaded = config::load_file(conf);
     if (!loaded.snap) {
       print_errors(loaded.errors);
       return 1;
+    }
+    // A state file that would refuse to start fails the check too (a
+    // missing one is fine: it is created on the first grant).
+    if (loaded.snap->state.kind == config::state_spec::kind_t::file) {
+      state::grant_store grants(loaded.snap->state.path);
+      std::string error;
+      if (!grants.load(state::clock::now(), &error)) {
+        fmt::print(stderr, "{}\n", error);
+        return 1;
+      }
     }
     fmt::print("{}", config::summary(*loaded.snap));
     fmt::print("{}: OK\n", conf);

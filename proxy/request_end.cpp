@@ -41,6 +41,10 @@ void record_end(worker& w, const rule_limits* limits, int rule_index, int agent_
   if (rec.bytes_down) m.bytes(shard, monitor::metrics::direction::down, rec.bytes_down);
   m.request_duration(shard, std::chrono::duration<double>(elapsed).count());
 
+  // The feed behind GET /v1/denials, keyed by agent when one is named.
+  if (rec.decision == monitor::request_decision::deny)
+    w.srv().denials().record(shard, rec.agent, client_key, rec.host, rec.port, r, rec.ts);
+
   auto alerts = w.srv().detector().observe(client_key, rec.host, rec.bytes_up, is_error(rec, r), steady_now);
   auto* log = w.log();
   for (auto& a : alerts) {

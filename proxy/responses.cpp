@@ -63,9 +63,10 @@ std::string refusal_body(reason r, const refusal_detail& d) {
   switch (r) {
     case reason::not_allowed:
       if (!d.agent.empty())
-        return fmt::format("egressd: {} is not on the allowlist for agent {} (ask the operator to add it)\n",
-                           d.host, d.agent);
-      return fmt::format("egressd: {} is not on the allowlist (ask the operator to add it)\n", d.host);
+        return fmt::format("egressd: {} is not on the allowlist for agent {} (ask the operator to {} it)\n",
+                           d.host, d.agent, d.grantable ? "grant" : "add");
+      return fmt::format("egressd: {} is not on the allowlist (ask the operator to {} it)\n", d.host,
+                         d.grantable ? "grant" : "add");
     case reason::auth_required:
       return "egressd: proxy credentials required (put the agent's name and token in the proxy URL: "
              "http://NAME:TOKEN@host:port)\n";

@@ -24,6 +24,7 @@ struct refusal_detail {
   std::string_view what;     // for bad_request: what was wrong
   uint64_t retry_after = 0;  // 429
   std::string_view agent;    // the agent the request was judged for ("" = none)
+  bool grantable = false;    // the admin API is on: a grant can allow it
 };
 
 // The whole response: status line, X-Egressd-Reason, Content-Type,

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "proxy/admin.hpp"
+#include "proxy/admin_api.hpp"
 #include "proxy/dns_listener.hpp"
 #include "proxy/listen_socket.hpp"
 #include "proxy/rule_limits.hpp"
@@ -46,7 +47,8 @@ std::unique_ptr<tcp::acceptor> bind_reuseport(net::io_context& io, const tcp::en
 }  // namespace
 
 std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> snap,
-                                      std::unique_ptr<monitor::access_log> log, std::string* error) {
+                                      std::unique_ptr<monitor::access_log> log, std::string* error,
+                                      std::unique_ptr<state::grant_store> grants, std::string admin_token) {
   std::unique_ptr<server> s(new server());
   s->log_ = std::move(log);
   unsigned n = snap->threads ? snap->threads : std::max(1u, std::thread::hardware_concurrency());
@@ -59,6 +61,8 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   s->throttle_ = std::make_unique<acl::auth_throttle>(snap->limit.max_clients);
   if (s->log_) s->metrics_->attach(*s->log_);
   s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_);
+  s->denials_ = std::make_unique<state::denial_feed>(n);
+  s->grants_ = grants ? std::move(grants) : std::make_unique<state::grant_store>();
   try {
     for (unsigned i = 0; i < n; ++i)
       s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->limits_, s->log_.get()));
@@ -66,6 +70,13 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     *error = fmt::format("cannot start the DNS resolver: {}", e.what());
     return nullptr;
   }
+
+  // Every change of the grant set reaches every worker as a new view.
+  s->grants_->set_publisher([self = s.get()](std::shared_ptr<const state::grant_view> v) {
+    self->metrics_->grants_active(static_cast<int64_t>(v->grants().size()));
+    for (auto& w : self->workers_) w->publish_grants(v);
+    for (auto& d : self->dns_) d->publish_grants(v);
+  });
 
   // Proxy/transparent listeners, then plain forwards: each bound on every worker.
   std::vector<std::pair<config::endpoint, listener_info>> binds;
@@ -91,6 +102,16 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     }
     s->note_own(ep.address(), ep.port());
   }
+  // DNS responders before the admin endpoint: once its thread runs, grant
+  // changes are published to dns_ from there.
+  for (const auto& d : snap->dns_listens) {
+    auto l = dns_listener::start(d, snap, *s->metrics_, error);
+    if (!l) return nullptr;
+    auto local = l->local();
+    s->note_own(local.address(), local.port());
+    l->publish_grants(s->grants_->view());
+    s->dns_.push_back(std::move(l));
+  }
   if (snap->admin) {
     error_code ec;
     auto addr = net::ip::make_address(snap->admin->host, ec);
@@ -101,21 +122,17 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     tcp::endpoint ep(addr, snap->admin->port);
     if (ep.port() != 0 && !port_free(ep, error)) return nullptr;
     server* self = s.get();
+    s->api_ = std::make_unique<admin_api>(*s->grants_, *s->denials_);
+    // Without token_file, /v1/ answers only on a loopback admin address.
+    s->api_->set_access(admin_token, ep.address().is_loopback());
     admin_server::handlers h{[self] { return self->metrics_->render(); },
                              [self] { return self->detector_->recent_alerts_json(); },
                              [self] { return self->ready_.load(); },
-                             [self] { self->metrics_->admin_refused(); }};
+                             [self] { self->metrics_->admin_refused(); }, s->api_.get()};
     s->admin_ = admin_server::start(ep, snap->admin_allow, std::move(h), error);
     if (!s->admin_) return nullptr;
     auto local = s->admin_->local();
     s->note_own(local.address(), local.port());
-  }
-  for (const auto& d : snap->dns_listens) {
-    auto l = dns_listener::start(d, snap, *s->metrics_, error);
-    if (!l) return nullptr;
-    auto local = l->local();
-    s->note_own(local.address(), local.port());
-    s->dns_.push_back(std::move(l));
   }
   // The self check: every address of the machine, kept current.
   s->self_watch_ = address_watch::start(
@@ -150,6 +167,18 @@ server::~server() {
   for (auto& w : workers_) w->stop_and_join();
   dns_.clear();
   admin_.reset();
+}
+
+bool server::reload_admin_token(const config::snapshot& snap, std::string* error) {
+  std::string token;
+  if (!snap.admin_token_file.empty() && !read_admin_token(snap.admin_token_file, &token, error)) return false;
+  if (admin_ && api_) {
+    admin_api* api = api_.get();
+    admin_->post([api, token = std::move(token), loopback = admin_->local().address().is_loopback()] {
+      api->set_access(token, loopback);
+    });
+  }
+  return true;
 }
 
 void server::publish(std::shared_ptr<const config::snapshot> snap) {

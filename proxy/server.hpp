@@ -17,6 +17,8 @@
 #include "monitor/anomaly_detector.hpp"
 #include "monitor/metrics.hpp"
 #include "proxy/asio.hpp"
+#include "state/denial_feed.hpp"
+#include "state/grant_store.hpp"
 
 namespace egressd::proxy {
 
@@ -25,18 +27,27 @@ class admin_server;
 class dns_listener;
 class rule_limits;
 class address_watch;
+class admin_api;
 
 class server {
  public:
   // Binds every listener on every worker (SO_REUSEPORT) and starts the
-  // threads. On failure returns null with a plain sentence in *error.
+  // threads. grants: loaded already (state FILE); null = an empty in-memory
+  // set. admin_token: the token_file's token ("" when none). On failure
+  // returns null with a plain sentence in *error.
   static std::unique_ptr<server> start(std::shared_ptr<const config::snapshot> snap,
-                                       std::unique_ptr<monitor::access_log> log, std::string* error);
+                                       std::unique_ptr<monitor::access_log> log, std::string* error,
+                                       std::unique_ptr<state::grant_store> grants = nullptr,
+                                       std::string admin_token = {});
   ~server();
 
   // Publishes a new snapshot to every worker; connections keep the one they
   // started with. Listener changes need a restart (reported by the caller).
   void publish(std::shared_ptr<const config::snapshot> snap);
+  // Reload: the admin token is read again from snap's token_file (false
+  // and *error "PATH: ..." when it cannot be: the reload must then fail).
+  // Grants are untouched by reloads.
+  bool reload_admin_token(const config::snapshot& snap, std::string* error);
   // A reload that failed to load: counted (egressd_config_reloads_total).
   void reload_failed() { metrics_->config_reload(false); }
   // Stops accepting, lets connections finish for at most `drain`, closes
@@ -47,6 +58,7 @@ class server {
   monitor::metrics& metrics() { return *metrics_; }
   monitor::anomaly_detector& detector() { return *detector_; }
   acl::auth_throttle& auth_throttle() { return *throttle_; }
+  state::denial_feed& denials() { return *denials_; }
   const admin_server* admin() const { return admin_.get(); }
 
   // Process-wide connection admission (limit max_conns).
@@ -63,6 +75,9 @@ class server {
   std::unique_ptr<monitor::anomaly_detector> detector_;
   std::unique_ptr<acl::auth_throttle> throttle_;  // failed proxy auth per address
   std::shared_ptr<const rule_limits> limits_;  // of the last published snapshot
+  std::unique_ptr<state::grant_store> grants_;  // used on the admin thread after start
+  std::unique_ptr<state::denial_feed> denials_;
+  std::unique_ptr<admin_api> api_;
   std::unique_ptr<admin_server> admin_;
   std::vector<std::unique_ptr<dns_listener>> dns_;  // one per dns_listen
   std::atomic<bool> ready_{false};

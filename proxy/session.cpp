@@ -369,6 +369,14 @@ verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
   acl::decision d = policy.decide(v.host, port, method, who_);
   v.rule = d.matched;
   v.rule_index = d.rule_index;
+  // A grant joins the decision as an allow rule would: never against a
+  // deny rule, never past the address checks (those come later, on dial).
+  if (!d.allowed && (d.why == reason::not_allowed || d.why == reason::port || d.why == reason::method)) {
+    if (const state::grant* g = find_grant(v.host, port)) {
+      v.grant_rule = "grant:" + g->id;
+      return v;
+    }
+  }
   if (!d.allowed) {
     v.why = d.why;
     if (snap_->report_mode) {
@@ -380,10 +388,20 @@ verdict session::judge(std::string_view raw_host, bool bracketed, uint16_t port,
   return v;
 }
 
+const state::grant* session::find_grant(std::string_view name, uint16_t port) const {
+  const state::grant_view* grants = w_.grants();
+  if (!grants || grants->empty()) return nullptr;
+  // The identity of this request: its agent (when credentials named one) and address.
+  return grants->match(name, port, who_, snap_->groups, std::chrono::system_clock::now());
+}
+
 void session::note_verdict(const verdict& v, monitor::access_record& rec) {
   rule_index_ = v.rule_index;
   rec.host = v.host;
-  if (v.rule) rec.rule = v.rule->pattern;
+  if (v.rule)
+    rec.rule = v.rule->pattern;
+  else if (!v.grant_rule.empty())
+    rec.rule = v.grant_rule;
   if (v.reported != reason::none) {
     rec.decision = monitor::request_decision::report;
     rec.reason = v.reported;
@@ -392,9 +410,10 @@ void session::note_verdict(const verdict& v, monitor::access_record& rec) {
 
 awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_alive,
                                 monitor::access_record& rec) {
-  refusal_detail named = d;
-  named.agent = who_.agent;
-  std::string resp = refusal_response(r, named, keep_alive);
+  refusal_detail detail = d;
+  detail.agent = who_.agent;
+  detail.grantable = snap_->admin.has_value();  // the admin API can grant it
+  std::string resp = refusal_response(r, detail, keep_alive);
   rec.status = status_for(r);
   // 5xx: the policy allowed it and the upstream side failed.
   if (rec.status < 500)

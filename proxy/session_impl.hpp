@@ -35,6 +35,9 @@ struct verdict {
   // mode report: the allowlist reason it would have been denied for; the
   // request goes on and is logged with decision "report".
   acl::reason reported = acl::reason::none;
+  // Allowed by a run-time grant (rule stays null, rule_index -1: no limits):
+  // the log's rule, "grant:ID".
+  std::string grant_rule;
 };
 
 // Keeps the connection registry from pointing at an upstream socket of a
@@ -104,6 +107,9 @@ class session {
   awaitable<void> handle_connect(request_parser& p, monitor::access_record& rec);
   awaitable<bool> forward_http(request_parser& p, monitor::access_record& rec);
   verdict judge(std::string_view raw_host, bool bracketed, uint16_t port, std::string_view method) const;
+  // A live grant for this client that allows name:port (the allowlist
+  // denied it for not_allowed, port or method), or nullptr.
+  const state::grant* find_grant(std::string_view name, uint16_t port) const;
   awaitable<void> refuse(acl::reason r, const refusal_detail& d, bool keep_alive,
                          monitor::access_record& rec);
   void close_upstream();

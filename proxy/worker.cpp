@@ -70,6 +70,10 @@ void worker::start() {
   thread_ = std::thread([this] { io_.run(); });
 }
 
+void worker::publish_grants(std::shared_ptr<const state::grant_view> grants) {
+  net::post(io_, [this, grants = std::move(grants)]() mutable { grants_ = std::move(grants); });
+}
+
 void worker::publish(std::shared_ptr<const config::snapshot> snap, std::shared_ptr<const rule_limits> limits) {
   net::post(io_, [this, snap = std::move(snap), limits = std::move(limits)]() mutable {
     limits_ = std::move(limits);

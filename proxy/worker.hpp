@@ -17,6 +17,7 @@
 #include "proxy/relay/tunnel.hpp"
 #include "proxy/self_addresses.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "state/grant_view.hpp"
 
 namespace egressd::monitor {
 class access_log;
@@ -80,6 +81,8 @@ class worker {
   void publish(std::shared_ptr<const config::snapshot> snap, std::shared_ptr<const rule_limits> limits);
   // The self check's current address set (self_addresses.hpp).
   void publish_self(std::shared_ptr<const self_set> set);
+  // The grants in force; decisions made after it runs use them.
+  void publish_grants(std::shared_ptr<const state::grant_view> grants);
   void begin_drain();
   void force_close();
   void stop_and_join();
@@ -95,6 +98,7 @@ class worker {
   unsigned index() const { return index_; }
   const std::shared_ptr<const config::snapshot>& snapshot() const { return snap_; }
   const std::shared_ptr<const rule_limits>& limits() const { return limits_; }
+  const state::grant_view* grants() const { return grants_.get(); }  // null before the first publish
   dns::resolver& resolver() { return *resolver_; }
   pipe_pool& pipes() { return pipes_; }
   buffer_pool& buffers() { return buffers_; }
@@ -115,6 +119,7 @@ class worker {
   std::shared_ptr<const config::snapshot> snap_;
   std::shared_ptr<const rule_limits> limits_;
   std::shared_ptr<const self_set> self_;
+  std::shared_ptr<const state::grant_view> grants_;
   monitor::access_log* log_;
   std::unique_ptr<dns::resolver> resolver_;
   pipe_pool pipes_;

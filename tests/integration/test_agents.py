@@ -385,8 +385,9 @@ request(url, { dispatcher: agent }).then(async (r) => {
     def test_agent_scoped_rule(self):
         r = self.get("model.test", basic("reviewer", REVIEW_TOKEN), "/echo/rv")
         assert_denied(self, r, 403, "not_allowed", "model.test")
+        # The admin endpoint is on, so the way out is a grant (SPEC "Grants at run time").
         self.assertEqual(r.body, b"egressd: model.test is not on the allowlist for agent reviewer "
-                                 b"(ask the operator to add it)\n")
+                                 b"(ask the operator to grant it)\n")
         rec = self.log_of(r)
         self.assertEqual((rec["agent"], rec["group"]), ("reviewer", ""), rec)
         # A rule without agent= applies to every agent.
