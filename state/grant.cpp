@@ -173,6 +173,9 @@ std::optional<grant> parse_grant_request(std::string_view body, clock::time_poin
   } catch (const json::parse_error& e) {
     fail(error, fmt::format("the body is not valid JSON (at byte {})", e.byte));
     return std::nullopt;
+  } catch (const json::exception&) {  // e.g. a number too large for a double
+    fail(error, "the body is not valid JSON (a number out of range)");
+    return std::nullopt;
   }
   if (!duplicate.empty()) {
     bool plain = true;

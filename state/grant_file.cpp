@@ -71,6 +71,9 @@ bool read_grant_file(const std::string& path, clock::time_point now, std::vector
   } catch (const nlohmann::json::parse_error& e) {
     *error = fmt::format("{}: not valid JSON (at byte {}); fix or remove the state file", path, e.byte);
     return false;
+  } catch (const nlohmann::json::exception&) {
+    *error = fmt::format("{}: not valid JSON (a number out of range); fix or remove the state file", path);
+    return false;
   }
   auto version = j.is_object() ? j.find("version") : j.end();
   auto list = j.is_object() ? j.find("grants") : j.end();

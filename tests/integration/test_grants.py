@@ -459,6 +459,14 @@ class Persistence(EgressdTestCase):
         e.send_signal(signal.SIGHUP)
         wait_until(lambda: "reloaded" in e.stderr(), 5.0, what="reload")
         self.assertEqual([x["id"] for x in api(admin, "GET", "/v1/grants")[2]], [g["id"]])
+        # A state added by a reload needs a restart; the grants stay in memory.
+        with open(e.conf_path, "a") as f:
+            f.write("state later.json\n")
+        e.send_signal(signal.SIGHUP)
+        wait_until(lambda: "state change takes effect only after a restart" in e.stderr(), 5.0,
+                   what="the restart notice")
+        self.assertEqual([x["id"] for x in api(admin, "GET", "/v1/grants")[2]], [g["id"]])
+        self.assertFalse(os.path.exists(os.path.join(e.dir, "later.json")))
 
     def test_corrupt_state_file_refuses_to_start(self):
         for text in ("{not json", '{"version": 1, "grants": [{"id": "zz"}]}', "[]"):

@@ -70,6 +70,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         bad_case{"", "not valid JSON"}, bad_case{"pattern=x", "not valid JSON"},
         bad_case{"{\"pattern\": \"a.test\"", "not valid JSON"}, bad_case{"[]", "JSON object"},
+        bad_case{"{\"pattern\": \"a.test\", \"ports\": [65E336]}", "not valid JSON"},
         bad_case{"\"a.test\"", "JSON object"}, bad_case{"{}", "pattern is missing"},
         bad_case{"{\"pattern\": 5}", "pattern must be a string"},
         bad_case{"{\"pattern\": \"\"}", "pattern:"}, bad_case{"{\"pattern\": \"a.*.test\"}", "pattern:"},
