@@ -85,10 +85,12 @@ class Overload(EgressdTestCase):
         cls.P = cls.origin.port
         cls.admin = free_port()
         cls.sni = free_port()
+        cls.fwd = free_port()
         conf = base_config(f"allow allowed.test ports={cls.P}\n",
-                           extra=f"admin 127.0.0.1:{cls.admin}\nlisten 127.0.0.1:{cls.sni} mode=sni")
+                           extra=f"admin 127.0.0.1:{cls.admin}\nlisten 127.0.0.1:{cls.sni} mode=sni\n"
+                                 f"forward 127.0.0.1:{cls.fwd} 127.0.0.1:{cls.P}")
         cls.e = cls.own(LimitedEgressd(conf, dns=cls.dns)).start()
-        wait_listening(cls.admin, cls.sni)
+        wait_listening(cls.admin, cls.sni, cls.fwd)
 
     def test_at_the_descriptor_limit(self):
         e, pid = self.e, self.e.proc.pid
@@ -136,6 +138,10 @@ class Overload(EgressdTestCase):
             s = socket.create_connection(("127.0.0.1", self.sni), timeout=10)
             with contextlib.closing(s):
                 self.assertEqual(readable_within(s, 1.5), b"", "sni newcomer not closed at once")
+            # A forward: closed at once as well (plain TCP, nothing to tell).
+            s = socket.create_connection(("127.0.0.1", self.fwd), timeout=10)
+            with contextlib.closing(s):
+                self.assertEqual(readable_within(s, 1.5), b"", "forward newcomer not closed at once")
 
             # The connection from before the limit still works.
             r = get(early, "after")
@@ -169,6 +175,8 @@ class Overload(EgressdTestCase):
         self.assertGreaterEqual(metric_value(text, "egressd_requests_total", kind="http", decision="deny",
                                              reason="overloaded"), 2)
         self.assertGreaterEqual(metric_value(text, "egressd_requests_total", kind="sni", decision="deny",
+                                             reason="overloaded"), 1)
+        self.assertGreaterEqual(metric_value(text, "egressd_requests_total", kind="forward", decision="deny",
                                              reason="overloaded"), 1)
         err = e.stderr()
         self.assertIn("cannot accept", err)
