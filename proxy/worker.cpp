@@ -160,7 +160,7 @@ awaitable<void> worker::accept_loop(tcp::acceptor& a, listener_info info) {
       if (out_of_descriptors(ec)) {
         // At the limit: refuse the newcomer with the spare descriptor, or
         // (none left) back off; never retry at once.
-        const bool shed = co_await shed_one(a, info);
+        const bool shed = co_await shed_one(a, info, ec);
         if (shed) continue;
         note_accept_failure("listener", ec);
       }
@@ -190,7 +190,7 @@ awaitable<void> worker::accept_loop(tcp::acceptor& a, listener_info info) {
 // HTTP answer: closed at once), closes it and takes the spare back. Counted
 // as egressd_requests_total{reason="overloaded"}. False when there was no
 // spare or nothing could be accepted with it.
-awaitable<bool> worker::shed_one(tcp::acceptor& a, const listener_info& info) {
+awaitable<bool> worker::shed_one(tcp::acceptor& a, const listener_info& info, error_code why) {
   if (!spare_.release()) {
     spare_.restore();  // lost to another thread earlier: take a free slot back if there is one
     co_return false;
@@ -208,7 +208,7 @@ awaitable<bool> worker::shed_one(tcp::acceptor& a, const listener_info& info) {
                     : info.mode == config::listen_mode::sni ? monitor::request_kind::sni
                                                              : monitor::request_kind::http;
   srv_.metrics().request(index_, kind, monitor::request_decision::deny, acl::reason::overloaded);
-  note_accept_failure("listener (newcomer refused: overloaded)", net::error::make_error_code(net::error::no_descriptors));
+  note_accept_failure("listener (newcomer refused: overloaded)", why);
   if (http_client) co_await tell_overloaded(s, overload_503_);
   const int fd = s.release(ec);
   if (ec) {

@@ -108,7 +108,7 @@ class worker {
 
  private:
   awaitable<void> accept_loop(tcp::acceptor& a, listener_info info);
-  awaitable<bool> shed_one(tcp::acceptor& a, const listener_info& info);
+  awaitable<bool> shed_one(tcp::acceptor& a, const listener_info& info, error_code why);
   void make_resolver();
 
   server& srv_;
