@@ -192,6 +192,15 @@ class SelfCheck(EgressdTestCase):
             self.assert_self(r, f"GET http://{LATER}:{A}/metrics after the address was added")
         finally:
             sh("ip", "-n", NS, "addr", "del", f"{LATER}/24", "dev", VB, check=False)
+        # Removed again: no longer egressd's (nothing answers there now).
+        deadline = time.monotonic() + 2.0
+        while True:
+            r, s, _ = self.connect(f"{LATER}:{A}")
+            s.close()
+            if r is not None and r.reason != "self" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertNotEqual(r.reason, "self", f"{LATER} still counted as egressd's after removal: {r!r}")
 
     def test_other_ports_on_own_network_still_reachable(self):
         # Same address, a port that is not egressd's: allow_net lets it through.
