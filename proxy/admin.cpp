@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "proxy/admin_api.hpp"
+#include "proxy/accept_guard.hpp"
 #include "proxy/listen_socket.hpp"
 #include "proxy/upstream.hpp"
 
@@ -80,6 +81,9 @@ awaitable<void> admin_server::accept_loop() {
     co_await acceptor_->async_accept(s, net::redirect_error(use_awaitable, ec));
     if (ec) {
       if (!acceptor_->is_open()) co_return;
+      // EMFILE and friends leave the listener readable: wait, never spin.
+      if (out_of_descriptors(ec)) note_accept_failure("admin", ec);
+      co_await back_off();
       continue;
     }
     if (!admitted(s)) {

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "monitor/metrics.hpp"
+#include "proxy/accept_guard.hpp"
 #include "proxy/listen_socket.hpp"
 
 namespace egressd::proxy {
@@ -176,7 +177,8 @@ awaitable<void> dns_listener::accept_loop() {
     if (ec) {
       if (!acceptor_->is_open()) co_return;
       // EMFILE and friends: do not spin on an error that repeats.
-      backoff.expires_after(std::chrono::milliseconds(50));
+      if (out_of_descriptors(ec)) note_accept_failure("dns_listen (TCP)", ec);
+      backoff.expires_after(accept_backoff);
       co_await backoff.async_wait(net::redirect_error(use_awaitable, ec));
       continue;
     }

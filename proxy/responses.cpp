@@ -116,6 +116,8 @@ std::string refusal_body(reason r, const refusal_detail& d) {
       return fmt::format("egressd: {}:{} closed the connection without a valid response\n", d.host, d.port);
     case reason::shutdown:
       return "egressd: shutting down\n";
+    case reason::overloaded:
+      return "egressd: too many open connections (retry later)\n";
     default:
       if (!d.what.empty()) return fmt::format("egressd: bad request ({})\n", d.what);
       return "egressd: bad request\n";

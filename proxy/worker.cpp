@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "proxy/responses.hpp"
 #include "proxy/server.hpp"
 #include "proxy/session.hpp"
 
@@ -39,6 +40,7 @@ worker::worker(server& srv, unsigned index, std::shared_ptr<const config::snapsh
       limits_(std::move(limits)),
       log_(log) {
   head_.prev = head_.next = &head_;
+  overload_503_ = refusal_response(acl::reason::overloaded, {}, false);
   make_resolver();
 }
 
@@ -159,9 +161,14 @@ awaitable<void> worker::accept_loop(tcp::acceptor& a, listener_info info) {
     co_await a.async_accept(s, peer, net::redirect_error(use_awaitable, ec));
     if (ec) {
       if (!a.is_open() || ec == net::error::operation_aborted) co_return;
-      // EMFILE/ENFILE and friends: back off briefly instead of spinning.
-      net::steady_timer t(io_, std::chrono::milliseconds(50));
-      co_await t.async_wait(net::redirect_error(use_awaitable, ec));
+      if (out_of_descriptors(ec)) {
+        // At the limit: refuse the newcomer with the spare descriptor, or
+        // (none left) back off; never retry at once.
+        const bool shed = co_await shed_one(a, info, ec);
+        if (shed) continue;
+        note_accept_failure("listener", ec);
+      }
+      co_await back_off();
       continue;
     }
     if (!srv_.try_admit(snap_->limit.max_conns)) {
@@ -180,6 +187,41 @@ awaitable<void> worker::accept_loop(tcp::acceptor& a, listener_info info) {
       }
     });
   }
+}
+
+// At the descriptor limit: frees the spare, accepts one newcomer, tells a
+// proxy/http client `503 overloaded` (sni and forward clients cannot read an
+// HTTP answer: closed at once), closes it and takes the spare back. Counted
+// as egressd_requests_total{reason="overloaded"}. False when there was no
+// spare or nothing could be accepted with it.
+awaitable<bool> worker::shed_one(tcp::acceptor& a, const listener_info& info, error_code why) {
+  if (!spare_.release()) {
+    spare_.restore();  // lost to another thread earlier: take a free slot back if there is one
+    co_return false;
+  }
+  tcp::socket s(io_);
+  error_code ec;
+  a.non_blocking(true, ec);
+  if (!ec) a.accept(s, ec);
+  if (ec) {
+    spare_.restore();
+    co_return false;
+  }
+  const bool http_client = !info.forward && info.mode != config::listen_mode::sni;
+  const auto kind = info.forward                                ? monitor::request_kind::forward
+                    : info.mode == config::listen_mode::sni ? monitor::request_kind::sni
+                                                             : monitor::request_kind::http;
+  srv_.metrics().request(index_, kind, monitor::request_decision::deny, acl::reason::overloaded);
+  note_accept_failure("listener (newcomer refused: overloaded)", why);
+  if (http_client) co_await tell_overloaded(s, overload_503_);
+  const int fd = s.release(ec);
+  if (ec) {
+    s.close(ec);
+    spare_.restore();
+  } else {
+    spare_.adopt(fd);
+  }
+  co_return true;
 }
 
 }  // namespace egressd::proxy

@@ -8,11 +8,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
+#include "proxy/accept_guard.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/relay/tunnel.hpp"
 #include "proxy/self_addresses.hpp"
@@ -110,6 +112,7 @@ class worker {
 
  private:
   awaitable<void> accept_loop(tcp::acceptor& a, listener_info info);
+  awaitable<bool> shed_one(tcp::acceptor& a, const listener_info& info, error_code why);
   void make_resolver();
 
   server& srv_;
@@ -126,6 +129,8 @@ class worker {
   buffer_pool buffers_;
   upstream_pool upstreams_;
   std::vector<std::pair<std::unique_ptr<tcp::acceptor>, listener_info>> acceptors_;
+  spare_descriptor spare_;     // freed at the descriptor limit to refuse a newcomer (accept_guard.hpp)
+  std::string overload_503_;  // the whole 503 `overloaded` response, built once
   conn_entry head_;  // sentinel of the registry list
   std::atomic<size_t> active_{0};
   bool draining_ = false;

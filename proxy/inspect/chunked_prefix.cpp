@@ -29,7 +29,10 @@ bool chunked_prefix_valid(std::string_view bytes) {
       case st::size: {
         int v = hex_value(c);
         if (v >= 0) {
-          if (++digits > 16) return false;
+          // Leading zeros are any number (RFC 9112 7.1: 1*HEXDIG); what
+          // counts is that the value fits 64 bits, as for Beast.
+          if (size > (UINT64_MAX >> 4)) return false;
+          ++digits;
           size = size * 16 + static_cast<uint64_t>(v);
         } else if (digits == 0) {
           return false;

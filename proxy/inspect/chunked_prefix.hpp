@@ -10,8 +10,10 @@
 namespace egressd::proxy {
 
 // True when `bytes` is a valid prefix of a chunked body (RFC 9112 7.1):
-// 1*HEXDIG (at most 16 digits) [; ext] CRLF data CRLF ..., last-chunk,
-// trailer fields, CRLF. Bytes after the end of the body (a pipelined
+// 1*HEXDIG (any number of leading zeros; the value must fit 64 bits)
+// [; ext] CRLF data CRLF ..., last-chunk, trailer fields, CRLF. Trailer
+// fields are only checked for shape (no folding, a non-empty name): egressd
+// re-chunks bodies and drops trailers, so none is forwarded. Bytes after the end of the body (a pipelined
 // request) are not examined.
 bool chunked_prefix_valid(std::string_view bytes);
 

@@ -126,10 +126,11 @@ framing_error check_request_line(std::string_view line, bool& http10) {
   return framing_error::none;
 }
 
-// Content-Length value as it follows the colon: leading OWS, then 1*DIGIT
-// fitting uint64 and nothing else.
+// Content-Length value as it follows the colon: OWS, 1*DIGIT fitting uint64,
+// OWS (RFC 9112 5: "field-name ":" OWS field-value OWS"; Beast trims both
+// sides too), and nothing else.
 framing_error check_content_length(std::string_view v) {
-  while (!v.empty() && is_ows(v.front())) v.remove_prefix(1);
+  v = trim_ows(v);
   if (v.find(',') != std::string_view::npos) return framing_error::duplicate_cl;
   if (v.empty()) return framing_error::invalid_cl;
   uint64_t n = 0;

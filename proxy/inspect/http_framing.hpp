@@ -5,9 +5,10 @@
 // final CRLF CRLF) before Beast parses them. Fuzzed.
 //
 // Deliberately stricter than RFC 9112 where two parsers could disagree: no
-// leading empty lines, no whitespace after a Content-Length value, transfer
-// codings that are bare tokens (no empty elements, no parameters), one Host
-// line. The first problem found (scanning bytes, then lines, in order; the
+// leading empty lines, transfer codings that are bare tokens (no empty
+// elements, no parameters), one Host line. What the RFC makes unambiguous is
+// accepted: OWS before and after any field value, Content-Length included
+// (`Content-Length:   5  `), and leading zeros in it. The first problem found (scanning bytes, then lines, in order; the
 // CL/TE combination checks last) is returned.
 
 #include <cstdint>
@@ -25,7 +26,7 @@ enum class framing_error : uint8_t {
                        // (CGI-style servers map '_' to '-')
   cl_and_te,           // both Content-Length and Transfer-Encoding
   duplicate_cl,        // more than one Content-Length (even if equal), or a list
-  invalid_cl,          // Content-Length not 1*DIGIT (after leading OWS) or
+  invalid_cl,          // Content-Length not 1*DIGIT (between OWS) or
                        // overflowing uint64
   te_not_chunked_last, // Transfer-Encoding (all its lines, in order) whose last
                        // coding is not chunked, chunked twice, or an element

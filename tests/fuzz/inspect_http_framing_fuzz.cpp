@@ -53,6 +53,7 @@ framing_fields read_fields(std::string_view head) {
     const std::string_view name = line.substr(0, colon);
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (iequals(name, "transfer-encoding")) f.te = true;
     if (iequals(name, "content-length")) {
       uint64_t n = 0;

@@ -8,12 +8,15 @@ Every attack targets an allowed host whose origin records every byte it
 receives, so "nothing reaches the upstream" is checked byte for byte."""
 
 import os
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, assert_denied,  # noqa: E402
-                     base_config, connect_proxy, expect_closed, http_request, main, request_raw)
+from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
+                     assert_denied, base_config, connect_proxy, expect_closed, http_request, main,
+                     read_chunked, read_response, request_raw, sha256)
 
 
 def attack(head_lines, body=b""):
@@ -158,6 +161,153 @@ class Framing(EgressdTestCase):
     def test_zz_still_serving(self):
         r = http_request(self.e, f"http://allowed.test:{self.P}/echo/alive")
         self.assertEqual(r.status, 200, r)
+
+
+class ScriptedOrigin:
+    """One-request-per-connection origin on 127.0.0.1 that records the raw
+    bytes of each request it gets (head and body, the body read as its head
+    frames it) and answers with the bytes of `self.response`."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.raw = []
+        self.response = b"HTTP/1.1 204 No Content\r\n\r\n"
+        self.lock = threading.Lock()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        with c:
+            c.settimeout(5)
+            seen = bytearray()
+            bs = BufferedSocket(c, on_bytes=seen.extend)
+            try:
+                head = bs.read_until(b"\r\n\r\n", 1 << 16)
+                if head is None:
+                    return
+                lower = head.lower()
+                if b"transfer-encoding: chunked" in lower:
+                    read_chunked(bs)
+                elif b"content-length:" in lower:
+                    n = int(lower.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+                    bs.read_exact(n)
+                with self.lock:
+                    self.raw.append(bytes(seen[:len(seen) - len(bs.buf)]))
+                c.sendall(self.response)
+            except (OSError, ValueError, EOFError):
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+class RfcForms(EgressdTestCase):
+    """What RFC 9112 makes unambiguous is accepted (README "HTTP framing"):
+    OWS around field values, leading zeros in chunk sizes, trailer fields
+    (dropped: egressd re-chunks), in requests and in responses; the
+    ambiguous neighbours of each are still 400 and reach nothing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = cls.own(DnsServer())
+        cls.origin = cls.own(HttpOrigin())
+        cls.scripted = cls.own(ScriptedOrigin())
+        cls.dns.add("allowed.test", a=["127.0.0.1"])
+        cls.P, cls.S = cls.origin.port, cls.scripted.port
+        cls.e = cls.own(Egressd(base_config(f"allow allowed.test ports={cls.P},{cls.S}\n"),
+                                dns=cls.dns)).start()
+
+    def post(self, fields, body, port=None, pieces=()):
+        port = port or self.P
+        data = attack([f"POST http://allowed.test:{port}/upload HTTP/1.1", f"Host: allowed.test:{port}",
+                       "Connection: close"] + fields, body)
+        s = connect_proxy(self.e)
+        try:
+            s.sendall(data)
+            for p in pieces:
+                time.sleep(0.15)
+                s.sendall(p)
+            return read_response(BufferedSocket(s))
+        finally:
+            s.close()
+
+    def assert_uploaded(self, r, body, what):
+        self.assertIsNotNone(r, what)
+        self.assertEqual(r.status, 200, f"{what}: {r!r}")
+        got = __import__("json").loads(r.body)
+        self.assertEqual((got["len"], got["sha256"]), (len(body), sha256(body)), what)
+
+    def test_content_length_with_ows(self):
+        for v in ("   5  ", "\t5\t", "5 ", "5", "  0005 "):
+            r = self.post([f"Content-Length:{v}"], b"hello")
+            self.assert_uploaded(r, b"hello", f"Content-Length:{v!r}")
+
+    def test_chunk_sizes_with_leading_zeros(self):
+        r = self.post(["Transfer-Encoding: chunked"], b"0005\r\nhello\r\n0006\r\n world\r\n0000\r\n\r\n")
+        self.assert_uploaded(r, b"hello world", "0005/0006/0000")
+        r = self.post(["Transfer-Encoding: chunked"], b"0" * 30 + b"5\r\nhello\r\n0\r\n\r\n")
+        self.assert_uploaded(r, b"hello", "30 leading zeros")
+        # Later in the body (the streaming parser, not the head check).
+        r = self.post(["Transfer-Encoding: chunked"], b"5\r\nhello\r\n",
+                      pieces=[b"000000000000000000006\r\n world\r\n", b"00\r\n\r\n"])
+        self.assert_uploaded(r, b"hello world", "leading zeros after the head")
+
+    def test_trailers_accepted_and_dropped(self):
+        self.scripted.response = b"HTTP/1.1 204 No Content\r\n\r\n"
+        for pieces in ((), (b"0\r\nX-Sum: abc\r\nX-Other:  v \r\n\r\n",)):
+            body = b"5\r\nhello\r\n" + (b"" if pieces else b"0\r\nX-Sum: abc\r\nX-Other:  v \r\n\r\n")
+            before = len(self.scripted.raw)
+            r = self.post(["Transfer-Encoding: chunked", "Trailer: X-Sum"], body, port=self.S, pieces=pieces)
+            self.assertIsNotNone(r)
+            self.assertEqual(r.status, 204, r)
+            raw = self.scripted.raw[before]
+            self.assertTrue(raw.endswith(b"\r\nhello\r\n0\r\n\r\n"), raw)
+            self.assertNotIn(b"X-Sum", raw, "a trailer (or the Trailer field) was forwarded")
+            self.assertNotIn(b"X-Other", raw)
+
+    def test_responses_with_the_same_forms(self):
+        # The upstream's response is read by Beast: the same forms pass, and
+        # a chunked response is re-chunked without its trailers.
+        cases = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length:   5  \r\nConnection: close\r\n\r\nhello", False),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+             b"0005\r\nhello\r\n000\r\nX-Sum: abc\r\n\r\n", True),
+        ]
+        for response, chunked in cases:
+            self.scripted.response = response
+            r = http_request(self.e, f"http://allowed.test:{self.S}/x")
+            self.assertEqual((r.status, r.body), (200, b"hello"), f"{response!r}: {r!r}")
+            if chunked:
+                self.assertNotIn(b"X-Sum", r.head)
+
+    def test_ambiguous_neighbours_still_refused(self):
+        rejected = [
+            (["Content-Length: 5 5"], b"hello"),
+            (["Content-Length:  "], b"hello"),
+            (["Content-Length: 5 ", "Content-Length: 5"], b"hello"),
+            (["Content-Length: 5,"], b"hello"),
+            (["Transfer-Encoding: chunked"], b"00010000000000000000\r\n" + b"a" * 10),  # overflow
+            (["Transfer-Encoding: chunked"], b"0005 \r\nhello\r\n0\r\n\r\n"),
+            (["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\n folded: x\r\n\r\n"),
+            (["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\nX-Bare: a\nb\r\n\r\n"),
+        ]
+        for fields, body in rejected:
+            before = self.origin.snapshot()
+            r = self.post(fields, body)
+            self.assertIsNotNone(r, f"{fields} {body[:30]!r}")
+            assert_denied(self, r, 400, "bad_request")
+            time.sleep(0.1)
+            self.assertEqual(self.origin.snapshot(), before, f"{fields} {body[:30]!r}: bytes reached the origin")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Egressd, EgressdTestCase, HttpOrigin, assert_denied, connect_tunnel,  # noqa: E402
-                     http_request, main, wait_until)
+                     http_request, main, request_raw, wait_until)
 from test_container import in_netns, listening, require_netns, sh  # noqa: E402
 
 PID = os.getpid()
@@ -161,6 +161,19 @@ class SelfCheck(EgressdTestCase):
             self.assert_self(r, f"GET http://{host}:{A}/metrics")
             self.assertNotIn(b"egressd_requests_total", r.body)
 
+    def test_admin_api_through_the_proxy(self):
+        # The grants API lives on the admin port: an agent must never reach it
+        # through the proxy, by name or by address (issue 10, "fail closed").
+        body = b'{"agent": "a", "host": "evil.example", "ttl": "1h"}'
+        for host in (X, "self.test"):
+            r = self.get_raw(f"POST http://{host}:{A}/v1/grants HTTP/1.1\r\nHost: {host}:{A}\r\n"
+                             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                             f"Connection: close\r\n\r\n".encode() + body)
+            self.assert_self(r, f"POST http://{host}:{A}/v1/grants")
+
+    def get_raw(self, data):
+        return netns(lambda: request_raw(self.e, data)[0])
+
     def test_address_added_after_start(self):
         r, s, _ = self.connect(f"{LATER}:{A}")  # not an address yet: not self (unreachable)
         s.close()
@@ -179,6 +192,15 @@ class SelfCheck(EgressdTestCase):
             self.assert_self(r, f"GET http://{LATER}:{A}/metrics after the address was added")
         finally:
             sh("ip", "-n", NS, "addr", "del", f"{LATER}/24", "dev", VB, check=False)
+        # Removed again: no longer egressd's (nothing answers there now).
+        deadline = time.monotonic() + 2.0
+        while True:
+            r, s, _ = self.connect(f"{LATER}:{A}")
+            s.close()
+            if r is not None and r.reason != "self" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertNotEqual(r.reason, "self", f"{LATER} still counted as egressd's after removal: {r!r}")
 
     def test_other_ports_on_own_network_still_reachable(self):
         # Same address, a port that is not egressd's: allow_net lets it through.

@@ -13,6 +13,12 @@ TEST(ChunkedPrefix, ValidBodiesAndEveryPrefix) {
       "A\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n",
       "0\r\n\r\nGET http://next.example/ HTTP/1.1\r\n",  // pipelined bytes not judged
       "ffffffffffffffff\r\nabc",
+      // RFC 9112 7.1: leading zeros, any number of them, sizes and last chunk.
+      "0005\r\nhello\r\n0000\r\n\r\n",
+      "0000000000000000000000005\r\nhello\r\n0\r\n\r\n",
+      "00000000ffffffffffffffff\r\nabc",
+      // Trailer fields (egressd drops them when it re-chunks).
+      "5\r\nhello\r\n0\r\nX-Sum: abc\r\nX-Other:\tv \r\n\r\n",
   };
   for (const auto& v : valid) {
     for (size_t n = 0; n <= v.size(); ++n) EXPECT_TRUE(chunked_prefix_valid(v.substr(0, n))) << v << " @" << n;
@@ -30,6 +36,7 @@ TEST(ChunkedPrefix, Attacks) {
       "5\r\nhelloX\r\n",                // data longer than its size
       "5\r\nhello\r\r",                 // bad CRLF after data
       "10000000000000000\r\n",          // 17 hex digits: overflow
+      "00010000000000000000\r\n",       // overflow after leading zeros
       "5;\x01\r\n",                     // control char in extension
       "0\r\n bad-fold\r\n\r\n",         // obs-fold in trailers
       "0\r\n: empty-name\r\n\r\n",      // empty trailer name
