@@ -63,6 +63,9 @@ struct tunnel_job {
   monitor::metrics::kind kind = monitor::metrics::kind::connect;
 };
 
+// What one plain-HTTP forward carries between its phases (http_forward.cpp).
+struct forward_state;
+
 // The end of every request or tunnel: metrics, anomaly detection, log line.
 void record_end(worker& w, const rule_limits* limits, int rule_index, std::string_view client_ip,
                 std::chrono::steady_clock::time_point start, monitor::access_record& rec);
@@ -85,6 +88,18 @@ class session {
   awaitable<bool> handle(request_parser& p, monitor::access_record& rec);
   awaitable<void> handle_connect(request_parser& p, monitor::access_record& rec);
   awaitable<bool> forward_http(request_parser& p, monitor::access_record& rec);
+  // forward_http's phases (http_forward.cpp). std::optional<bool>: set when
+  // the request ended there (the keep-alive answer), nullopt to go on.
+  enum class head_read { got, retry, ended };
+  bool resolve_forward_target(forward_state& fs);
+  awaitable<std::optional<bool>> admit_forward(forward_state& fs);
+  awaitable<std::optional<bool>> build_forward_head(forward_state& fs);
+  awaitable<std::optional<bool>> get_upstream(forward_state& fs, int attempt);
+  awaitable<std::optional<bool>> send_request(forward_state& fs);
+  awaitable<head_read> read_response_head(forward_state& fs, int attempt);
+  awaitable<bool> read_final_head(forward_state& fs);
+  awaitable<bool> relay_response(forward_state& fs);
+  awaitable<bool> switch_protocols(forward_state& fs);
   verdict judge(std::string_view raw_host, bool bracketed, uint16_t port, std::string_view method) const;
   awaitable<void> refuse(acl::reason r, const refusal_detail& d, bool keep_alive,
                          monitor::access_record& rec);
