@@ -10,7 +10,7 @@ pkgs=(
   python3 python3-yaml curl openssl iproute2 iptables netcat-openbsd util-linux
 )
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf)
+  pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf trafficserver)
 fi
 
 missing=()
