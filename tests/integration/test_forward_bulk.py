@@ -2,9 +2,10 @@
 """Plain-HTTP bodies in bulk through the forward path (issue 9, README
 "Bodies on the forward path"): 256 MiB down and 256 MiB up with
 Content-Length, 64 MiB chunked each way, arrive intact (sha256), and each
-took few socket reads: egressd_http_body_reads_total must stay between 16
-per MiB (64 KiB reads: the counter counts at all) and 64 per MiB (the old
-relay read 512 B - 2 KiB at a time: 500-2,000 per MiB). Also: a body that
+took few socket reads: egressd_http_body_reads_total must stay between 2
+per MiB (reads of at most a 256 KiB pipe or a 64 KiB buffer: the counter
+counts at all) and 64 per MiB (the old relay read 512 B - 2 KiB at a time:
+500-2,000 per MiB). Also: a body that
 stalls mid-way is cut at the idle timeout, in either direction.
 
 The origin here streams (the harness's HttpOrigin holds whole bodies in
@@ -153,7 +154,7 @@ class ForwardBulk(EgressdTestCase):
         up, down = self.reads()
         n = (up - before[0]) if direction == "up" else (down - before[1])
         per_mib = n / mib
-        self.assertGreaterEqual(per_mib, 16, f"{direction}: {n} reads for {mib} MiB: the counter does not count")
+        self.assertGreaterEqual(per_mib, 2, f"{direction}: {n} reads for {mib} MiB: the counter does not count")
         self.assertLess(per_mib, 64, f"{direction}: {n} reads for {mib} MiB ({per_mib:.0f}/MiB): small reads are back")
 
     def download(self, n, chunk=0):
