@@ -583,7 +583,7 @@ cachedir: $d/cache
 EOF
   cat > "$d/etc/records.config" <<EOF
 CONFIG proxy.config.admin.user_id STRING #-1
-CONFIG proxy.config.http.server_ports STRING ${PROXY_ADDR##*:}
+CONFIG proxy.config.http.server_ports STRING ${PROXY_ADDR##*:}:ip-in=127.0.0.1
 CONFIG proxy.config.http.cache.http INT 0
 CONFIG proxy.config.url_remap.remap_required INT 1
 CONFIG proxy.config.http.connect_ports STRING $OPORT $TPORT
