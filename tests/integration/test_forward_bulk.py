@@ -121,6 +121,9 @@ class StreamingOrigin(_ServerBase):
                 read_body(bs, headers, sink)
                 body = json.dumps({"len": got[0], "sha256": h.hexdigest()}).encode()
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif url.path == "/headchunked":
+                # A HEAD answered with the chunked framing a GET would get: no body.
+                c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
             elif url.path == "/stall":
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + BLOCK[:65536])
                 time.sleep(8)
@@ -211,6 +214,20 @@ class ForwardBulk(EgressdTestCase):
 
     def test_upload_chunked(self):
         self.upload(64 * MIB, chunked=True)
+
+    def test_head_with_chunked_framing_has_no_body(self):
+        # The answer to HEAD ends with its head, whatever framing it names:
+        # the next response on the connection must start right after it.
+        s, bs = self.connect()
+        with s:
+            s.sendall(f"HEAD {self.base}/headchunked HTTP/1.1\r\nHost: bulk.test\r\n\r\n".encode())
+            start, _ = parse_head(bs.read_until(b"\r\n\r\n", 1 << 16))
+            self.assertEqual(start.split(" ")[1], "200")
+            s.sendall(f"GET {self.base}/big?n=10 HTTP/1.1\r\nHost: bulk.test\r\n\r\n".encode())
+            head = bs.read_until(b"\r\n\r\n", 1 << 16)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            _, headers = parse_head(head)
+            self.assertEqual(bs.read_exact(int(hget(headers, "content-length"))), next(blocks(10)))
 
     def test_stalled_response_body_is_cut_at_idle(self):
         s, bs = self.connect()
