@@ -254,8 +254,8 @@ awaitable<body_end> splice_length(body_move<isRequest>& m, pipe_pool::pipe& pp, 
     pp.pending += static_cast<size_t>(got);
     left -= to_eof ? 0 : static_cast<uint64_t>(got);
     while (pp.pending) {
-      const ssize_t put = ::splice(pp.rd, nullptr, out_fd, nullptr, pp.pending,
-                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (left ? SPLICE_F_MORE : 0));
+      // No SPLICE_F_MORE: a streamed body's piece must leave now, not corked.
+      const ssize_t put = ::splice(pp.rd, nullptr, out_fd, nullptr, pp.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (put > 0) {
         pp.pending -= static_cast<size_t>(put);
         *m.route.moved += static_cast<uint64_t>(put);
@@ -273,8 +273,8 @@ awaitable<body_end> splice_length(body_move<isRequest>& m, pipe_pool::pipe& pp, 
 }
 
 // Content-Length (bounded by what remains) or close-delimited (to EOF):
-// the parser's buffered bytes first, straight from in_buf, then the socket
-// into the pool buffer.
+// the parser's buffered bytes first, straight from in_buf, then spliced
+// through a pooled pipe, or (no pipe to be had) read into the pool buffer.
 template <bool isRequest>
 awaitable<body_end> move_length(body_move<isRequest>& m) {
   const bool to_eof = !m.p.content_length();
