@@ -8,7 +8,7 @@
 #
 # Environment: EGRESSD_BIN (build/egressd), BENCH_REPEAT (3), BENCH_SECONDS (10),
 # BENCH_OUT (bench/results/latest.md), BENCH_SMOKE=1, BENCH_PROXIES (subset of
-# "direct haproxy squid tinyproxy egressd"), BENCH_FILE_MB (1024), BENCH_IDLE
+# "direct haproxy squid ats tinyproxy egressd"), BENCH_FILE_MB (1024), BENCH_IDLE
 # (5000), BENCH_LOADGEN=wrk|loadgen (default: wrk when installed),
 # BENCH_ORIGIN=nginx|python (default: nginx when installed), BENCH_PERF=ROWS
 # ("a", "b d"; 1 = a: perf record -g of egressd during those rows, beside BENCH_OUT),
@@ -57,7 +57,7 @@ CONNS_HTTP=64
 CONNS_CONNECT=32
 EGRESSD_BIN=${EGRESSD_BIN:-$ROOT/build/egressd}
 BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/latest.md}
-PROXIES=${BENCH_PROXIES:-direct haproxy squid tinyproxy egressd}
+PROXIES=${BENCH_PROXIES:-direct haproxy squid ats tinyproxy egressd}
 ALLOWED=origin.bench.test
 DENIED=denied.bench.test
 CLK_TCK=$(getconf CLK_TCK)
@@ -119,16 +119,30 @@ stop_pid() { # TERM, wait at most 5 s, KILL
   forget_pid "$p"
 }
 
-mkdir -p "$TMP/bin" "$TMP/logs" "$TMP/www" "$TMP/conf" "$TMP/nginx/logs"
-chmod 1777 "$TMP/logs"
+mkdir -p "$TMP/bin" "$TMP/logs" "$TMP/www" "$TMP/conf" "$TMP/nginx/logs" "$TMP/nginx/body" "$TMP/up"
+chmod 1777 "$TMP/logs" "$TMP/nginx/body" "$TMP/up"
 
 # ---------------------------------------------------------------- tools
-log "building the C clients"
+# The C clients: the build's own (bench/CMakeLists.txt builds them beside
+# egressd) when they are there and current, else compiled here into the temp
+# dir, or into the build tree when the temp dir cannot execute (Docker and
+# podman mount /dev/shm noexec).
+TOOLS=$TMP/bin
+cp /bin/true "$TOOLS/.exec-probe" 2>/dev/null && "$TOOLS/.exec-probe" 2>/dev/null \
+  || TOOLS=$(dirname "$EGRESSD_BIN")/bench-tools
 for tool in loadgen idle_tunnels; do
-  cc -O2 -Wall -o "$TMP/bin/$tool" "$HERE/load/$tool.c" || { echo "load.sh: cannot build $tool" >&2; exit 1; }
+  built=$(dirname "$EGRESSD_BIN")/bench/$tool
+  if [ -x "$built" ] && [ "$built" -nt "$HERE/load/$tool.c" ]; then
+    eval "TOOL_$tool=\$built"
+    continue
+  fi
+  log "building $tool into $TOOLS"
+  mkdir -p "$TOOLS"
+  cc -O2 -Wall -o "$TOOLS/$tool" "$HERE/load/$tool.c" || { echo "load.sh: cannot build $tool" >&2; exit 1; }
+  eval "TOOL_$tool=\$TOOLS/\$tool"
 done
-LOADGEN=$TMP/bin/loadgen
-IDLE=$TMP/bin/idle_tunnels
+LOADGEN=$TOOL_loadgen
+IDLE=$TOOL_idle_tunnels
 
 LOAD_TOOL=${BENCH_LOADGEN:-}
 if [ -z "$LOAD_TOOL" ]; then if have wrk; then LOAD_TOOL=wrk; else LOAD_TOOL=loadgen; fi; fi
@@ -174,7 +188,8 @@ TORIGIN=$ALLOWED:$TPORT
 BIG=$TMP/www/big.bin
 BIG_BYTES=$((FILE_MB * 1024 * 1024))
 fallocate -l "$BIG_BYTES" "$BIG" 2>/dev/null || truncate -s "$BIG_BYTES" "$BIG"
-chmod 644 "$BIG"
+: > "$TMP/www/empty"
+chmod 644 "$BIG" "$TMP/www/empty"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj "/CN=$ALLOWED" -addext "subjectAltName=DNS:$ALLOWED" \
   -keyout "$TMP/conf/key.pem" -out "$TMP/conf/cert.pem" 2>/dev/null \
@@ -207,6 +222,19 @@ http {
     location = / { default_type text/plain; return 200 "$SMALL_BODY\n"; }
     location = /deny { return 403; }
     location = /big { default_type application/octet-stream; alias $BIG; }
+    # The same file chunked (64 KiB chunks): no Content-Length once the
+    # addition filter appends the empty /empty, read() into 64 KiB buffers.
+    location = /chunked {
+      default_type application/octet-stream; alias $BIG;
+      sendfile off; output_buffers 2 64k; addition_types *; add_after_body /empty;
+    }
+    location = /empty { alias $TMP/www/empty; }
+    # Uploads (PUT): nginx reads the whole body before it answers (a proxy
+    # that sees the answer early may cut the upload), into a file on tmpfs.
+    location = /up {
+      client_max_body_size 0; client_body_buffer_size 1m; client_body_temp_path $TMP/nginx/body;
+      dav_methods PUT; alias $TMP/up/up.bin;
+    }
   }
 }
 EOF
@@ -400,10 +428,13 @@ measure_bulk() {
   local proxy=$1 row=$2 pid=$3 c0 c1 out code size secs
   shift 3
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+  local counted=size_download
+  [ "$row" = c3 ] && counted=size_upload   # c3 uploads the file (curl -T)
   out=$(timeout 300 "${ON_CPU1[@]}" curl -sS --http1.1 --max-time 240 -o /dev/null \
-        -w '%{http_code} %{size_download} %{time_total}' "$@" 2>&1)
+        -w "%{http_code} %{$counted} %{time_total}" "$@" 2>&1)
   read -r code size secs <<<"$out"
-  if [ "$code" != 200 ] || [ "${size:-0}" != "$BIG_BYTES" ]; then
+  # (c3: nginx answers a PUT with 201 or 204)
+  if [[ "$code" != 2?? ]] || [ "${size:-0}" != "$BIG_BYTES" ]; then
     note "$proxy: $row: bulk transfer failed ($out)"
     return 0
   fi
@@ -525,6 +556,84 @@ EOF
   PROXY_PID=$!
 }
 
+# Apache Traffic Server 9.2 as a forward proxy: its own layout under the
+# temp dir (runroot.yaml), no cache, one net thread; remap_required with one
+# rule per allowed destination is the host allowlist (an https:// rule admits
+# CONNECT to that authority); the denied name gets an ACL deny (403), any
+# other name a 404.
+start_ats() {
+  next_port; PROXY_ADDR=127.0.0.1:$NEXT_PORT
+  local d=$TMP/ats
+  mkdir -p "$d/etc" "$d/run" "$d/cache"
+  cp -r /etc/trafficserver/. "$d/etc/" 2>/dev/null
+  cat > "$d/runroot.yaml" <<EOF
+prefix: /usr
+exec_prefix: /usr
+bindir: /usr/bin
+sbindir: /usr/sbin
+sysconfdir: $d/etc
+datadir: $d/cache
+includedir: /usr/include
+libdir: /usr/lib/trafficserver
+libexecdir: /usr/lib/trafficserver/modules
+localstatedir: $d/run
+runtimedir: $d/run
+logdir: $TMP/logs
+cachedir: $d/cache
+EOF
+  cat > "$d/etc/records.config" <<EOF
+CONFIG proxy.config.admin.user_id STRING #-1
+CONFIG proxy.config.http.server_ports STRING ${PROXY_ADDR##*:}:ip-in=127.0.0.1
+CONFIG proxy.config.http.cache.http INT 0
+CONFIG proxy.config.url_remap.remap_required INT 1
+CONFIG proxy.config.http.connect_ports STRING $OPORT $TPORT
+CONFIG proxy.config.exec_thread.autoconfig INT 0
+CONFIG proxy.config.exec_thread.limit INT 1
+CONFIG proxy.config.accept_threads INT 0
+CONFIG proxy.config.task_threads INT 1
+CONFIG proxy.config.dns.nameservers STRING 127.0.0.1
+CONFIG proxy.config.dns.resolv_conf STRING NULL
+CONFIG proxy.config.hostdb.host_file.path STRING $TMP/hosts
+CONFIG proxy.config.http.insert_request_via_str INT 0
+CONFIG proxy.config.http.insert_response_via_str INT 0
+CONFIG proxy.config.http.keep_alive_no_activity_timeout_in INT 600
+CONFIG proxy.config.http.transaction_no_activity_timeout_in INT 600
+CONFIG proxy.config.net.connections_throttle INT 15000
+CONFIG proxy.config.http.server_session_sharing.match STRING both
+CONFIG proxy.config.log.max_secs_per_buffer INT 1
+EOF
+  cat > "$d/etc/remap.config" <<EOF
+map http://$ORIGIN/ http://$ORIGIN/
+map https://$ORIGIN https://$ORIGIN
+map https://$TORIGIN https://$TORIGIN
+map http://$DENIED:$OPORT/ http://$DENIED:$OPORT/ @action=deny @src_ip=0.0.0.0-255.255.255.255
+EOF
+  echo "$d/cache 64M" > "$d/etc/storage.config"
+  cat > "$d/etc/ip_allow.yaml" <<EOF
+ip_allow:
+  - apply: in
+    ip_addrs: 127.0.0.1
+    action: allow
+    methods: ALL
+  - apply: out
+    ip_addrs: 127.0.0.1
+    action: allow
+    methods: ALL
+EOF
+  cat > "$d/etc/logging.yaml" <<EOF
+logging:
+  formats:
+    - name: bench
+      format: '%<cqtq> %<ttms> %<chi> %<crc>/%<pssc> %<psql> %<cqhm> %<cquc> %<phr>/%<shn>'
+  logs:
+    - filename: ats-access
+      format: bench
+      mode: ascii
+EOF
+  "${ON_CPU0[@]}" "$(sbin traffic_server)" --run-root="$d/runroot.yaml" >> "$TMP/logs/ats.out" 2>&1 &
+  PROXY_PID=$!
+}
+
 start_tinyproxy() {
   next_port; PROXY_ADDR=127.0.0.1:$NEXT_PORT
   local name=$ALLOWED
@@ -610,6 +719,7 @@ proxy_installed() {
   case "$1" in
     direct) return 0 ;;
     egressd) [ -x "$EGRESSD_BIN" ] ;;
+    ats) sbin traffic_server >/dev/null ;;
     *) sbin "$1" >/dev/null ;;
   esac
 }
@@ -655,6 +765,9 @@ run_direct() {
     measure_http direct b "" "127.0.0.1:$OPORT" / "$ORIGIN"
     measure_bulk direct c "" --resolve "$ORIGIN:127.0.0.1" "http://$ORIGIN/big"
     measure_bulk direct ct "" -k --resolve "$TORIGIN:127.0.0.1" "https://$TORIGIN/big"
+    measure_bulk direct c2 "" --resolve "$ORIGIN:127.0.0.1" "http://$ORIGIN/big"
+    measure_bulk direct c3 "" --resolve "$ORIGIN:127.0.0.1" -T "$BIG" "http://$ORIGIN/up"
+    measure_bulk direct c4 "" --resolve "$ORIGIN:127.0.0.1" "http://$ORIGIN/chunked"
     PROXY_PID_FOR_CYCLES="" measure_cycles direct "127.0.0.1:$OPORT"
     measure_http direct f "" "127.0.0.1:$OPORT" /deny "$ORIGIN"
   done
@@ -697,6 +810,9 @@ run_forward_proxy() {
     measure_http "$proxy" b "$PROXY_PID" "$PROXY_ADDR" "http://$ORIGIN/" "$ORIGIN"
     measure_bulk "$proxy" c "$PROXY_PID" -p -x "http://$PROXY_ADDR" "http://$ORIGIN/big"
     measure_bulk "$proxy" ct "$PROXY_PID" -k -x "http://$PROXY_ADDR" "https://$TORIGIN/big"
+    measure_bulk "$proxy" c2 "$PROXY_PID" -x "http://$PROXY_ADDR" "http://$ORIGIN/big"
+    measure_bulk "$proxy" c3 "$PROXY_PID" -x "http://$PROXY_ADDR" -T "$BIG" "http://$ORIGIN/up"
+    measure_bulk "$proxy" c4 "$PROXY_PID" -x "http://$PROXY_ADDR" "http://$ORIGIN/chunked"
     PROXY_PID_FOR_CYCLES=$PROXY_PID measure_cycles "$proxy" "$PROXY_ADDR" "$ORIGIN"
     measure_http "$proxy" f "$PROXY_PID" "$PROXY_ADDR" "http://$DENIED:$OPORT/" "$DENIED:$OPORT"
     truncate_logs
@@ -713,7 +829,7 @@ awk -v l="$LOAD_AT_START" 'BEGIN { exit !(l > 0.5) }' \
 start_origin
 declare -A STATE
 T_START=$(date +%s)
-for proxy in direct haproxy squid tinyproxy egressd; do
+for proxy in direct haproxy squid ats tinyproxy egressd; do
   if ! grep -qw "$proxy" <<<"$PROXIES"; then STATE[$proxy]=skipped; continue; fi
   if ! proxy_installed "$proxy"; then STATE[$proxy]=missing; log "$proxy: not installed, n/a"; continue; fi
   STATE[$proxy]=ran
@@ -739,28 +855,34 @@ fmt() { # fmt VALUE KIND
     f3) awk -v v="$1" 'BEGIN { printf "%.3f", v }' ;;
   esac
 }
-# key | label | format | applies to (d: direct, h: haproxy, s/t/e: forward proxies)
+# key | label | format | applies to (d: direct, h: haproxy, s/a/t/e: forward proxies; a: ATS)
 ROWS=(
-  "a_rps|a. keep-alive req/s|int|dhste"
-  "a_p50|a. p50 latency, ms|f3|dhste"
-  "a_p99|a. p99 latency, ms|f3|dhste"
-  "a_cpu|a. proxy CPU µs/req|f1|hste"
-  "b_rps|b. Connection: close req/s|int|dhste"
-  "b_cpu|b. proxy CPU µs/req|f1|hste"
-  "c_mbs|c. tunnel MB/s, plain HTTP inside|int|dhste"
-  "c_cpu|c. proxy CPU s/GB, plain inside|f2|hste"
-  "ct_mbs|c. tunnel MB/s, TLS inside|int|dhste"
-  "ct_cpu|c. proxy CPU s/GB, TLS inside|f2|hste"
-  "d_cps|d. CONNECT+GET+close cycles/s|int|dste"
-  "d_cpu|d. proxy CPU µs/cycle|f1|ste"
+  "a_rps|a. keep-alive req/s|int|dhsate"
+  "a_p50|a. p50 latency, ms|f3|dhsate"
+  "a_p99|a. p99 latency, ms|f3|dhsate"
+  "a_cpu|a. proxy CPU µs/req|f1|hsate"
+  "b_rps|b. Connection: close req/s|int|dhsate"
+  "b_cpu|b. proxy CPU µs/req|f1|hsate"
+  "c_mbs|c. tunnel MB/s, plain HTTP inside|int|dhsate"
+  "c_cpu|c. proxy CPU s/GB, plain inside|f2|hsate"
+  "ct_mbs|c. tunnel MB/s, TLS inside|int|dhsate"
+  "ct_cpu|c. proxy CPU s/GB, TLS inside|f2|hsate"
+  "c2_mbs|c2. forward MB/s, download (Content-Length)|int|dsate"
+  "c2_cpu|c2. proxy CPU s/GB, download|f2|sate"
+  "c3_mbs|c3. forward MB/s, upload (Content-Length)|int|dsate"
+  "c3_cpu|c3. proxy CPU s/GB, upload|f2|sate"
+  "c4_mbs|c4. forward MB/s, chunked download|int|dsate"
+  "c4_cpu|c4. proxy CPU s/GB, chunked download|f2|sate"
+  "d_cps|d. CONNECT+GET+close cycles/s|int|dsate"
+  "d_cpu|d. proxy CPU µs/cycle|f1|sate"
   "dr_cps|d. (reference) TCP relay, connect+GET+close cycles/s|int|h"
   "dr_cpu|d. (reference) TCP relay CPU µs/cycle|f1|h"
-  "e_kib|e. KiB RSS per idle tunnel|f1|ste"
-  "f_rps|f. denied req/s (403, keep-alive)|int|dhste"
-  "f_cpu|f. proxy CPU µs/req|f1|hste"
+  "e_kib|e. KiB RSS per idle tunnel|f1|sate"
+  "f_rps|f. denied req/s (403, keep-alive)|int|dhsate"
+  "f_cpu|f. proxy CPU µs/req|f1|hsate"
 )
-COLS=(direct haproxy squid tinyproxy egressd)
-declare -A CODE=([direct]=d [haproxy]=h [squid]=s [tinyproxy]=t [egressd]=e)
+COLS=(direct haproxy squid ats tinyproxy egressd)
+declare -A CODE=([direct]=d [haproxy]=h [squid]=s [ats]=a [tinyproxy]=t [egressd]=e)
 cell_value() { # raw median or empty
   local m
   m=$(median <<<"${RES["$1:$2"]:-}")
@@ -790,6 +912,7 @@ version_of() {
     haproxy) "$(sbin haproxy)" -v 2>/dev/null | awk 'NR == 1 { print $3 }' ;;
     squid) "$(sbin squid)" -v 2>/dev/null | awk 'NR == 1 { print $4 }' ;;
     tinyproxy) "$(sbin tinyproxy)" -v 2>/dev/null | awk '{ print $2 }' ;;
+    ats) "$(sbin traffic_server)" --version 2>/dev/null | awk 'NR == 1 { print $3 }' ;;
     egressd) "$EGRESSD_BIN" --version 2>/dev/null | head -n 1 | sed 's/^egressd //' ;;
     nginx) "$NGINX" -v 2>&1 | sed 's/.*nginx\///' ;;
     wrk) wrk -v 2>&1 | awk 'NR == 1 { print $2 }' ;;
@@ -802,18 +925,18 @@ version_of() {
   origin_v=$ORIGIN_KIND; [ "$ORIGIN_KIND" = nginx ] && origin_v="nginx $(version_of nginx)"
   tool_v=$LOAD_TOOL; [ "$LOAD_TOOL" = wrk ] && tool_v="wrk $(version_of wrk)"
   versions=""
-  for p in haproxy squid tinyproxy egressd; do
+  for p in haproxy squid ats tinyproxy egressd; do
     [ "${STATE[$p]}" = ran ] && versions="$versions, $p $(version_of "$p")"
   done
   echo "Run: $([ "$SMOKE" = 1 ] && echo "SMOKE, ")${RUN_S} s per load run, median of $REPEAT, ${FILE_MB} MiB bulk file, $IDLE_N idle tunnels, $CONNS_HTTP HTTP connections, $CONNS_CONNECT CONNECT clients; origin $origin_v; load $tool_v${versions}; ${ELAPSED} s in all; load average $LOAD_AT_START at the start, $LOAD_AT_END at the end."
   echo
-  echo "| | direct | HAProxy | Squid | tinyproxy | egressd | egressd/Squid | egressd/tinyproxy | egressd/HAProxy | egressd/direct |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| | direct | HAProxy | Squid | ATS | tinyproxy | egressd | egressd/Squid | egressd/ATS | egressd/tinyproxy | egressd/HAProxy | egressd/direct |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   for row in "${ROWS[@]}"; do
     IFS='|' read -r key label fmtk applies <<<"$row"
     line="| $label |"
     for p in "${COLS[@]}"; do line="$line $(cell "$p" "$key" "$fmtk" "$applies") |"; done
-    for p in squid tinyproxy haproxy direct; do line="$line $(ratio "$key" "$p" "$applies") |"; done
+    for p in squid ats tinyproxy haproxy direct; do line="$line $(ratio "$key" "$p" "$applies") |"; done
     echo "$line"
   done
   echo

@@ -1,5 +1,6 @@
 #include "proxy/body_relay.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -14,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "proxy/relay/pipe_pool.hpp"
 #include "proxy/server.hpp"
 #include "proxy/worker.hpp"
 
@@ -124,7 +126,11 @@ class body_pump {
   // A wait that is not idleness (bandwidth= pacing) restarts the clock.
   void touch() { last_ = clock_type::now(); }
 
-  uint64_t reads = 0;  // recv(2) calls, EAGAIN included
+  // For the splice path, which makes its own syscalls.
+  awaitable<void> wait_in(error_code& ec) { co_await wait(in_, tcp::socket::wait_read, ec); }
+  awaitable<void> wait_out(error_code& ec) { co_await wait(out_, tcp::socket::wait_write, ec); }
+
+  uint64_t reads = 0;  // recv(2)/splice(2) calls from `in`, EAGAIN included
 
  private:
   awaitable<void> wait(tcp::socket& s, tcp::socket::wait_type what, error_code& ec) {
@@ -223,9 +229,52 @@ struct body_move {
   std::optional<net::steady_timer> pace;
 };
 
+// Moves `left` bytes (UINT64_MAX: to EOF) from in to out through a kernel
+// pipe: splice(2) both ways, no copy through user space. ok / read_error /
+// write_error as move_length.
+template <bool isRequest>
+awaitable<body_end> splice_length(body_move<isRequest>& m, pipe_pool::pipe& pp, uint64_t left, bool to_eof) {
+  const int in_fd = m.route.in.native_handle(), out_fd = m.route.out.native_handle();
+  const size_t pipe_size = m.w.pipes().pipe_size();
+  while (left) {
+    const size_t want = co_await m.allowance(static_cast<size_t>(std::min<uint64_t>(pipe_size, left)));
+    const ssize_t got = ::splice(in_fd, nullptr, pp.wr, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ++m.pump.reads;
+    m.refund(want - static_cast<size_t>(std::max<ssize_t>(got, 0)));
+    if (got == 0) co_return to_eof ? body_end::ok : body_end::read_error;  // EOF short of the length
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) co_return body_end::read_error;
+      error_code ec;
+      co_await m.pump.wait_in(ec);
+      if (ec) co_return body_end::read_error;
+      continue;
+    }
+    m.pump.touch();
+    pp.pending += static_cast<size_t>(got);
+    left -= to_eof ? 0 : static_cast<uint64_t>(got);
+    while (pp.pending) {
+      // No SPLICE_F_MORE: a streamed body's piece must leave now, not corked.
+      const ssize_t put = ::splice(pp.rd, nullptr, out_fd, nullptr, pp.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (put > 0) {
+        pp.pending -= static_cast<size_t>(put);
+        *m.route.moved += static_cast<uint64_t>(put);
+        m.pump.touch();
+        continue;
+      }
+      if (put < 0 && errno == EINTR) continue;
+      if (put == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) co_return body_end::write_error;
+      error_code ec;
+      co_await m.pump.wait_out(ec);
+      if (ec) co_return body_end::write_error;
+    }
+  }
+  co_return body_end::ok;
+}
+
 // Content-Length (bounded by what remains) or close-delimited (to EOF):
-// the parser's buffered bytes first, straight from in_buf, then the socket
-// into the pool buffer.
+// the parser's buffered bytes first, straight from in_buf, then spliced
+// through a pooled pipe, or (no pipe to be had) read into the pool buffer.
 template <bool isRequest>
 awaitable<body_end> move_length(body_move<isRequest>& m) {
   const bool to_eof = !m.p.content_length();
@@ -240,6 +289,20 @@ awaitable<body_end> move_length(body_move<isRequest>& m) {
   }
   const bool head_sent = co_await m.flush_head();
   if (!head_sent) co_return body_end::write_error;
+  pipe_pool::pipe pp;
+  if (left && !m.route.chunked_out && m.w.pipes().acquire(pp)) {
+    // The rest moves through a pipe (splice needs O_NONBLOCK sockets).
+    error_code ec;
+    m.route.in.native_non_blocking(true, ec);
+    if (!ec) m.route.out.native_non_blocking(true, ec);
+    body_end e = body_end::read_error;
+    if (!ec) e = co_await splice_length(m, pp, left, to_eof);
+    if (pp.pending == 0)
+      m.w.pipes().release(pp);
+    else
+      m.w.pipes().discard(pp);
+    co_return e;
+  }
   while (left) {
     const size_t want = co_await m.allowance(static_cast<size_t>(std::min<uint64_t>(buffer_pool::buffer_size, left)));
     error_code ec;

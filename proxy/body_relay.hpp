@@ -4,13 +4,16 @@
 //
 // Runs on the worker thread that owns both sockets, inside the session's
 // coroutine. The bytes move in large pieces: whatever the parser left in
-// the connection's small buffer (cbuf_/ubuf_) first, then straight
-// recv(2) into a 64 KiB pool buffer — bounded by the remaining
-// Content-Length, or until EOF for a close-delimited response — and
-// sendmsg(2) out, no Beast read operation and no per-read timer. Chunked
-// input is decoded by Beast's parser fed from a second 64 KiB pool buffer
-// and re-framed as today. Both pool buffers are taken when a body starts
-// and given back when it ends: an idle keep-alive connection holds none.
+// the connection's small buffer (cbuf_/ubuf_) first (with the head, in one
+// sendmsg), then — bounded by the remaining Content-Length, or until EOF
+// for a close-delimited response — splice(2) through a pipe from the
+// worker's pipe_pool as in a tunnel (both sockets are switched to
+// O_NONBLOCK for it), or, when no pipe is to be had, recv(2) into a 64 KiB
+// pool buffer and sendmsg(2) out; no Beast read operation and no per-read
+// timer either way. Chunked input is decoded by Beast's parser fed from a
+// second 64 KiB pool buffer and re-framed as before. Pipe and buffers are
+// taken when a body starts and given back when it ends: an idle keep-alive
+// connection holds none.
 //
 // The idle timeout is one steady_timer per body, armed when a wait begins
 // and re-armed only when it fires early (the deadline moves with the last

@@ -69,6 +69,9 @@ struct tunnel_job {
   monitor::metrics::kind kind = monitor::metrics::kind::connect;
 };
 
+// What one plain-HTTP forward carries between its phases (http_forward.cpp).
+struct forward_state;
+
 // The end of every request or tunnel: metrics, anomaly detection, log line.
 // agent_index: into the snapshot's agent table (-1: none). client_key: the
 // anomaly detector's key (session::client_key()).
@@ -106,6 +109,18 @@ class session {
   void fill_identity(monitor::access_record& rec) const;
   awaitable<void> handle_connect(request_parser& p, monitor::access_record& rec);
   awaitable<bool> forward_http(request_parser& p, monitor::access_record& rec);
+  // forward_http's phases (http_forward.cpp). std::optional<bool>: set when
+  // the request ended there (the keep-alive answer), nullopt to go on.
+  enum class head_read { got, retry, ended };
+  bool resolve_forward_target(forward_state& fs);
+  awaitable<std::optional<bool>> admit_forward(forward_state& fs);
+  awaitable<std::optional<bool>> build_forward_head(forward_state& fs);
+  awaitable<std::optional<bool>> get_upstream(forward_state& fs, int attempt);
+  awaitable<std::optional<bool>> send_request(forward_state& fs);
+  awaitable<head_read> read_response_head(forward_state& fs, int attempt);
+  awaitable<bool> read_final_head(forward_state& fs);
+  awaitable<bool> relay_response(forward_state& fs);
+  awaitable<bool> switch_protocols(forward_state& fs);
   verdict judge(std::string_view raw_host, bool bracketed, uint16_t port, std::string_view method) const;
   // A live grant for this client that allows name:port (the allowlist
   // denied it for not_allowed, port or method), or nullptr.

@@ -16,7 +16,7 @@ if ! command -v kubectl >/dev/null 2>&1; then
   pkgs+=(kubernetes-client)
 fi
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf)
+  pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf trafficserver)
 fi
 
 missing=()

@@ -5,6 +5,8 @@ Serves the same three resources as the nginx origin, over plain HTTP and TLS:
   /       a 100-byte body
   /big    the bulk file given with --big
   /deny   403 (the "direct" reference for the denied-request row)
+  /chunked  the bulk file again, chunked in 64 KiB chunks (row c4)
+  PUT /up   reads and drops the body (Content-Length or chunked), 200 (row c3)
 Threads per connection, HTTP/1.1 keep-alive. Slow next to nginx: smoke only.
 Listens on 127.0.0.1 only. Ends on SIGTERM or after --lifetime seconds.
 """
@@ -50,12 +52,53 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.flush()
                     self.connection.sendfile(f)
             return
+        if path == "/chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            with open(self.big_path, "rb") as f:
+                while True:
+                    chunk = f.read(64 * 1024)
+                    if not chunk:
+                        break
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         status, body = (403, b"denied\n") if path == "/deny" else (200, SMALL)
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+    def do_PUT(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                self._drop(size)
+                self.rfile.readline()
+        else:
+            self._drop(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+
+    do_POST = do_PUT
+
+    def _drop(self, n):
+        while n > 0:
+            got = self.rfile.read(min(n, 1 << 20))
+            if not got:
+                raise ConnectionError("EOF inside the body")
+            n -= len(got)
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

@@ -3,7 +3,7 @@
 
 Runs the real script against the real binary (EGRESSD_BIN) with 1-second runs,
 one repeat, a 16 MiB file and 100 idle tunnels, and checks that it printed one
-complete markdown table: every row a-f present, egressd's column numeric in
+complete markdown table: every row a-f and c2-c4 present, egressd's column numeric in
 every row, every other cell either numeric or one of the documented markers.
 No timing assertions: the numbers of a smoke run mean nothing.
 
@@ -33,14 +33,20 @@ ROWS = [
     "c. proxy CPU s/GB, plain inside",
     "c. tunnel MB/s, TLS inside",
     "c. proxy CPU s/GB, TLS inside",
+    "c2. forward MB/s, download (Content-Length)",
+    "c2. proxy CPU s/GB, download",
+    "c3. forward MB/s, upload (Content-Length)",
+    "c3. proxy CPU s/GB, upload",
+    "c4. forward MB/s, chunked download",
+    "c4. proxy CPU s/GB, chunked download",
     "d. CONNECT+GET+close cycles/s",
     "d. proxy CPU µs/cycle",
     "e. KiB RSS per idle tunnel",
     "f. denied req/s (403, keep-alive)",
     "f. proxy CPU µs/req",
 ]
-COLUMNS = ["direct", "HAProxy", "Squid", "tinyproxy", "egressd",
-           "egressd/Squid", "egressd/tinyproxy", "egressd/HAProxy", "egressd/direct"]
+COLUMNS = ["direct", "HAProxy", "Squid", "ATS", "tinyproxy", "egressd",
+           "egressd/Squid", "egressd/ATS", "egressd/tinyproxy", "egressd/HAProxy", "egressd/direct"]
 NUMBER = re.compile(r"^-?[0-9][0-9,]*(\.[0-9]+)?×?$")
 MARKERS = {"—", "n/a", "err", "skipped"}
 # Reference rows that only HAProxy fills: egressd's cell is "—" there.
