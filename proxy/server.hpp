@@ -22,6 +22,11 @@ class worker;
 class admin_server;
 class dns_listener;
 class rule_limits;
+}  // namespace egressd::proxy
+namespace egressd::state {
+class redis_state;
+}  // namespace egressd::state
+namespace egressd::proxy {
 
 class server {
  public:
@@ -63,6 +68,7 @@ class server {
   std::unique_ptr<monitor::access_log> log_;
   std::unique_ptr<monitor::metrics> metrics_;
   std::unique_ptr<monitor::anomaly_detector> detector_;
+  std::unique_ptr<state::redis_state> shared_;  // state redis:// (null otherwise); before limits_
   std::shared_ptr<const rule_limits> limits_;  // of the last published snapshot
   std::unique_ptr<admin_server> admin_;
   std::vector<std::unique_ptr<dns_listener>> dns_;  // one per dns_listen
