@@ -46,6 +46,8 @@ bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
     std::string out = s.admin ? s.admin->to_string() : "";
     for (const auto& d : s.dns_listens) out += " dns " + d.addr.to_string() + "=" + d.answer.to_string();
     for (const auto& f : s.forwards) out += " fwd " + f.listen.to_string() + ">" + f.target.to_string();
+    out += fmt::format(" state {} {} {} {} {} {}", int(s.state.kind), s.state.path, s.state.host, s.state.port,
+                       s.state.db, s.state.password_file);
     return out;
   };
   return a.access_log == b.access_log && eps(a) == eps(b);
@@ -89,8 +91,8 @@ void control::reload(const char* why) {
   } else {
     if (!same_listeners(*current_, *next.snap))
       fmt::print(stderr,
-                 "egressd: listen, admin, forward, dns_listen, threads and access_log changes take effect only "
-                 "after a restart\n");
+                 "egressd: listen, admin, forward, dns_listen, threads, access_log and state changes take effect "
+                 "only after a restart\n");
     current_ = next.snap;
     srv_.publish(current_);
     fmt::print(stderr, "egressd: configuration reloaded from {} ({})\n", path_, why);
