@@ -25,21 +25,25 @@ REDIS = shutil.which("redis-server")
 class RedisServer:
     """redis-server on 127.0.0.1 at a port found free (redis has no port 0)."""
 
-    def __init__(self):
+    def __init__(self, password=None):
         self.dir = tempfile.mkdtemp(prefix="egressd-redis-")
         self.port = free_port()
+        self.password = password
         self.proc = None
 
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--protected-mode", "no"],
+             "--dir", self.dir, "--protected-mode", "no"]
+            + (["--requirepass", self.password] if self.password else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.cli("PING") == "PONG", 10, what="redis-server to answer")
         return self
 
     def cli(self, *args):
-        p = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10)
+        auth = ["--no-auth-warning", "-a", self.password] if self.password else []
+        p = subprocess.run(["redis-cli", "-p", str(self.port), *auth, *args], capture_output=True, text=True,
+                           timeout=10)
         return p.stdout.strip()
 
     def stop(self):
@@ -183,6 +187,33 @@ class FleetRedis(EgressdTestCase):
         self.assertEqual(proxy_get(a.port, url).status, 200)
         a.stop()
         b.stop()
+
+    def test_password_file(self):
+        self.redis.stop()
+        self.redis = RedisServer(password="s3cret-fleet")
+        self.addCleanup(self.redis.close)
+        self.redis.start()
+        rules = f"allow free.test ports={self.O}\n"
+        for pw, up in (("s3cret-fleet\n", 1), ("wrong", 0)):
+            admin = free_port()
+            e = Egressd(base_config(rules, extra=f"admin 127.0.0.1:{admin}\n"
+                                    f"state redis://127.0.0.1:{self.redis.port}/0 password_file=pw.txt"),
+                        dns=self.dns, files={"pw.txt": pw})
+            self.addCleanup(e.cleanup)
+            e.start()
+            wait_listening(admin)
+            e.admin_port = admin
+            self.assertEqual(self.metric(e, "egressd_state_up"), up, e.stderr())
+            if not up:
+                self.assertIn("AUTH", e.stderr())
+            self.assertEqual(proxy_get(e.port, f"http://free.test:{self.O}/echo/p").status, 200)
+            e.stop()
+        # An unreadable password_file is a start-up error, not an outage.
+        e = Egressd(base_config(rules, extra=f"state redis://127.0.0.1:{self.redis.port} password_file=nope.txt"))
+        self.addCleanup(e.cleanup)
+        e.start(wait=False)
+        self.assertEqual(e.proc.wait(10), 1)
+        self.assertIn("password_file", e.stderr())
 
     def test_unreachable_at_start_still_serves(self):
         self.redis.stop()
