@@ -33,6 +33,10 @@ std::shared_ptr<const rule_limits> rule_limits::build(const config::snapshot& sn
       // every replica (a rollout that changes rate= gets a fresh bucket).
       rt.lease = shared->lease(fmt::format("{}|{}|{}|{}", r.pattern, r.group, lim.rate->per_second, lim.rate->burst),
                                lim.rate->per_second, lim.rate->burst);
+    } else if (lim.rate && shared) {
+      rt.client_leases = shared->lease_table(
+          fmt::format("{}|{}|{}|{}", r.pattern, r.group, lim.rate->per_second, lim.rate->burst), lim.rate->per_second,
+          lim.rate->burst, snap.limit.max_clients);
     } else if (lim.rate && !lim.rate->per_client) {
       if (prev && prev->bucket && prev->bucket->per_second() == lim.rate->per_second &&
           prev->bucket->burst() == lim.rate->burst) {

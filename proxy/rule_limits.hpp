@@ -18,6 +18,7 @@
 #include "config/config.hpp"
 #include "monitor/metrics.hpp"
 #include "state/rate_lease.hpp"
+#include "state/rate_lease_table.hpp"
 
 namespace egressd::state {
 class redis_state;
@@ -29,6 +30,7 @@ struct rule_runtime {
   std::string key;  // pattern + options: what must match to carry state over
   std::shared_ptr<acl::token_bucket> bucket;                 // rate=, shared
   std::shared_ptr<state::rate_lease> lease;                  // rate= under state redis:// (instead of bucket)
+  std::shared_ptr<state::rate_lease_table> client_leases;    // rate= per=client under state redis://
   std::shared_ptr<acl::token_bucket_table> client_buckets;   // rate= per=client
   std::shared_ptr<acl::concurrency_limiter> conns;           // conns=
   std::shared_ptr<acl::bandwidth_limiter> bandwidth;         // bandwidth=

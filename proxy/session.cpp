@@ -134,6 +134,8 @@ reason session::admit(const verdict& v, uint64_t* retry_after) {
   const auto now = acl::token_bucket::clock::now();
   if (rt->lease)
     ok = rt->lease->try_take(&wait);
+  else if (rt->client_leases)
+    ok = rt->client_leases->try_take(client_ip_str_, &wait);
   else if (rt->bucket)
     ok = rt->bucket->try_take(now, &wait);
   else if (rt->client_buckets)

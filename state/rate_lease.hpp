@@ -51,6 +51,17 @@ class rate_lease {
     return taken_.exchange(0, std::memory_order_relaxed) + misses_.exchange(0, std::memory_order_relaxed);
   }
 
+  // Any thread: requests seen since the last take_demand() (cheap peek).
+  bool used() const {
+    return taken_.load(std::memory_order_relaxed) + misses_.load(std::memory_order_relaxed) > 0;
+  }
+  // Per-client leases (rate_lease_table): the address, set once before the
+  // lease is shared; the credit token a new client got, paid back by the
+  // state thread from the shared bucket.
+  void set_client(std::string c) { client_ = std::move(c); }
+  const std::string& client() const { return client_; }
+  std::atomic<int64_t> owed{0};
+
   // State-thread bookkeeping (never touched by workers).
   double local_credit = 0;       // fractional tokens of the outage refill
   int64_t granted_at_ms = 0;     // steady ms of the last lease from Redis
@@ -58,6 +69,7 @@ class rate_lease {
 
  private:
   const std::string key_;
+  std::string client_;
   const double per_second_;
   const uint32_t burst_;
   alignas(64) std::atomic<int64_t> tokens_{0};

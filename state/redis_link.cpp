@@ -62,6 +62,11 @@ redis_link::reply redis_link::command(const std::vector<std::string>& argv) {
     close();
     return out;
   }
+  return convert(r);
+}
+
+redis_link::reply redis_link::convert(redisReply* r) {
+  reply out;
   switch (r->type) {
     case REDIS_REPLY_ERROR: out.error.assign(r->str, r->len); break;
     case REDIS_REPLY_INTEGER: out.ok = true; out.integer = r->integer; break;
@@ -82,6 +87,36 @@ redis_link::reply redis_link::command(const std::vector<std::string>& argv) {
     default: out.ok = true; break;  // nil
   }
   freeReplyObject(r);
+  return out;
+}
+
+std::vector<redis_link::reply> redis_link::eval_many(std::string* sha, const std::string& script,
+                                                     const std::vector<call>& calls) {
+  std::vector<reply> out(calls.size());
+  if (!ctx_ || calls.empty()) return out;
+  for (const auto& c : calls) {
+    std::vector<std::string> argv{"EVALSHA", *sha, std::to_string(c.keys.size())};
+    argv.insert(argv.end(), c.keys.begin(), c.keys.end());
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    std::vector<const char*> args;
+    std::vector<size_t> lens;
+    for (const auto& a : argv) {
+      args.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx_, int(args.size()), args.data(), lens.data());
+  }
+  bool noscript = false;
+  for (auto& o : out) {
+    void* r = nullptr;
+    if (redisGetReply(ctx_, &r) != REDIS_OK || !r) {
+      close();
+      return out;
+    }
+    o = convert(static_cast<redisReply*>(r));
+    noscript |= !o.ok && o.error.rfind("NOSCRIPT", 0) == 0;
+  }
+  if (noscript) *sha = load(script);
   return out;
 }
 

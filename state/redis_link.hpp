@@ -36,9 +36,16 @@ class redis_link {
   std::string load(const std::string& script);
   reply eval(const std::string& sha, const std::string& script, const std::vector<std::string>& keys,
              const std::vector<std::string>& args);
+  // The same script for many (keys, args), pipelined: one round trip. A
+  // reply per call (a NOSCRIPT reloads the script for the next time).
+  struct call {
+    std::vector<std::string> keys, args;
+  };
+  std::vector<reply> eval_many(std::string* sha, const std::string& script, const std::vector<call>& calls);
 
  private:
   reply command(const std::vector<std::string>& argv);
+  static reply convert(redisReply* r);
   redisContext* ctx_ = nullptr;
 };
 

@@ -145,17 +145,38 @@ std::shared_ptr<rate_lease> redis_state::lease(const std::string& key, double pe
   return leases_.back();
 }
 
+std::shared_ptr<rate_lease_table> redis_state::lease_table(const std::string& key, double per_second,
+                                                           uint32_t burst, size_t max_clients) {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const auto& t : tables_)
+    if (t->key() == key) return t;
+  tables_.push_back(std::make_shared<rate_lease_table>(key, per_second, burst, max_clients));
+  return tables_.back();
+}
+
 void redis_state::set_hooks(hooks h) {
   std::lock_guard<std::mutex> lk(mu_);
   hooks_ = std::move(h);
 }
 
-std::vector<std::shared_ptr<rate_lease>> redis_state::leases_snapshot() {
-  std::lock_guard<std::mutex> lk(mu_);
-  // A lease only this thread still holds belongs to a rule no table uses.
-  leases_.erase(std::remove_if(leases_.begin(), leases_.end(), [](const auto& l) { return l.use_count() == 1; }),
-                leases_.end());
-  return leases_;
+std::vector<std::shared_ptr<rate_lease>> redis_state::leases_snapshot(bool all_clients) {
+  std::vector<std::shared_ptr<rate_lease_table>> tables;
+  std::vector<std::shared_ptr<rate_lease>> out;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    // Only this thread still holding one: its rule is in no table any more.
+    leases_.erase(std::remove_if(leases_.begin(), leases_.end(), [](const auto& l) { return l.use_count() == 1; }),
+                  leases_.end());
+    tables_.erase(std::remove_if(tables_.begin(), tables_.end(), [](const auto& t) { return t.use_count() == 1; }),
+                  tables_.end());
+    out = leases_;
+    tables = tables_;
+  }
+  for (const auto& t : tables) {
+    auto more = t->collect(all_clients);
+    out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
+  return out;
 }
 
 void redis_state::run() {
@@ -221,19 +242,32 @@ void redis_state::heartbeat() {
   }
 }
 
-void redis_state::refill_from_redis(rate_lease& l) {
-  // Hold enough for twice the last cycle's demand, at least one token (so
-  // an idle replica answers its first request at once), at most a tenth of
-  // a second of the rate (the overshoot bound: README).
-  const int64_t max_batch =
-      std::clamp<int64_t>(int64_t(std::ceil(l.per_second() * 0.1)), 1, int64_t(l.burst()));
-  const int64_t target = std::clamp<int64_t>(int64_t(2 * l.demand), 1, max_batch);
-  const int64_t want = target - l.tokens();
-  if (want <= 0) return;
-  const double interval_us = 1e6 / l.per_second();
-  auto r = link_->eval(take_sha_, take_script, {"egressd:rate:" + l.key()},
-                       {fmt::format("{:.3f}", interval_us), std::to_string(l.burst()), std::to_string(want)});
-  if (r.ok && r.integer > 0) l.add(r.integer);
+void redis_state::refill_from_redis(const std::vector<std::shared_ptr<rate_lease>>& leases) {
+  // Each lease holds enough for twice the last cycle's demand, at least one
+  // token (an idle replica answers its first request at once), at most a
+  // tenth of a second of the rate (the overshoot bound: README), and pays
+  // back the credit token of a new client first. One pipelined round trip.
+  std::vector<redis_link::call> calls;
+  std::vector<std::pair<rate_lease*, int64_t>> who;  // lease, owed at the time of asking
+  for (const auto& l : leases) {
+    const int64_t max_batch =
+        std::clamp<int64_t>(int64_t(std::ceil(l->per_second() * 0.1)), 1, int64_t(l->burst()));
+    const int64_t target = std::clamp<int64_t>(int64_t(2 * l->demand), 1, max_batch);
+    const int64_t owed = l->owed.load(std::memory_order_relaxed);
+    const int64_t want = std::max<int64_t>(target - l->tokens(), 0) + owed;
+    if (want <= 0) continue;
+    calls.push_back({{"egressd:rate:" + l->key()},
+                     {fmt::format("{:.3f}", 1e6 / l->per_second()), std::to_string(l->burst()), std::to_string(want)}});
+    who.emplace_back(l.get(), owed);
+  }
+  const auto replies = link_->eval_many(&take_sha_, take_script, calls);
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (!replies[i].ok || replies[i].integer <= 0) continue;
+    auto [l, owed] = who[i];
+    const int64_t pay = std::min<int64_t>(replies[i].integer, owed);
+    l->owed.fetch_sub(pay, std::memory_order_relaxed);
+    l->add(replies[i].integer - pay);
+  }
 }
 
 void redis_state::refill_locally(rate_lease& l, unsigned replicas, double seconds) {
@@ -275,18 +309,15 @@ void redis_state::sync_blocks() {
 void redis_state::cycle(int64_t now_ms) {
   const double seconds = double(now_ms - last_cycle_ms_) / 1000.0;
   last_cycle_ms_ = now_ms;
-  auto leases = leases_snapshot();
-  for (auto& l : leases) l->demand = l->take_demand();
   if (!link_->connected() && now_ms >= next_attempt_ms_) try_connect(now_ms);
+  auto leases = leases_snapshot(!link_->connected());
+  for (auto& l : leases) l->demand = l->take_demand();
   if (link_->connected()) {
     if (now_ms - last_beat_ms_ >= beat_ms) {
       last_beat_ms_ = now_ms;
       heartbeat();
     }
-    for (auto& l : leases) {
-      if (!link_->connected()) break;
-      refill_from_redis(*l);
-    }
+    refill_from_redis(leases);
     if (link_->connected() && now_ms - last_poll_ms_ >= poll_ms) {
       last_poll_ms_ = now_ms;
       sync_blocks();

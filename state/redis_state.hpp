@@ -31,6 +31,7 @@
 #include "config/config.hpp"
 #include "monitor/metrics.hpp"
 #include "state/rate_lease.hpp"
+#include "state/rate_lease_table.hpp"
 
 namespace egressd::state {
 
@@ -56,6 +57,9 @@ class redis_state {
 
   // Main thread: the lease of a shared rule (get-or-create by key).
   std::shared_ptr<rate_lease> lease(const std::string& key, double per_second, uint32_t burst);
+  // Main thread: the per-client leases of a `per=client` rule (by key).
+  std::shared_ptr<rate_lease_table> lease_table(const std::string& key, double per_second, uint32_t burst,
+                                                size_t max_clients);
   void set_hooks(hooks h);
 
   bool up() const { return up_.load(std::memory_order_relaxed); }
@@ -68,10 +72,12 @@ class redis_state {
   bool try_connect(int64_t now_ms);
   void went_down(const std::string& why, int64_t now_ms);
   void heartbeat();
-  void refill_from_redis(rate_lease& l);
+  void refill_from_redis(const std::vector<std::shared_ptr<rate_lease>>& leases);
   static void refill_locally(rate_lease& l, unsigned replicas, double seconds);
   void sync_blocks();
-  std::vector<std::shared_ptr<rate_lease>> leases_snapshot();
+  // The leases to serve this cycle: rule-wide ones always, per-client ones
+  // used since the last cycle or owing credit (all of them when all = true).
+  std::vector<std::shared_ptr<rate_lease>> leases_snapshot(bool all_clients);
 
   config::state_spec spec_;
   std::string name_;      // redis://host:port/db, for messages
@@ -91,6 +97,7 @@ class redis_state {
   std::mutex mu_;  // leases_, hooks_, stop_
   std::condition_variable cv_;
   std::vector<std::shared_ptr<rate_lease>> leases_;
+  std::vector<std::shared_ptr<rate_lease_table>> tables_;
   hooks hooks_;
   bool stop_ = false;
   std::thread thread_;

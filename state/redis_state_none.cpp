@@ -20,6 +20,11 @@ std::shared_ptr<rate_lease> redis_state::lease(const std::string& key, double pe
   return std::make_shared<rate_lease>(key, per_second, burst);
 }
 
+std::shared_ptr<rate_lease_table> redis_state::lease_table(const std::string& key, double per_second,
+                                                           uint32_t burst, size_t max_clients) {
+  return std::make_shared<rate_lease_table>(key, per_second, burst, max_clients);
+}
+
 void redis_state::set_hooks(hooks) {}
 
 }  // namespace egressd::state

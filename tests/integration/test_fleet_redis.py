@@ -140,6 +140,32 @@ class FleetRedis(EgressdTestCase):
         a.stop()
         b.stop()
 
+    def test_per_client_limit_holds_across_replicas(self):
+        # rate=50/s per client, burst 10: one client hammering both replicas
+        # gets one client's budget in total; a second client has its own.
+        rules = f"allow rate.test ports={self.O} rate=50/s burst=10 per=client\n"
+        a, b = self.replica(rules), self.replica(rules)
+        wait_until(lambda: self.metric(a, "egressd_state_replicas") == 2, 5, what="both replicas registered")
+        url = f"http://rate.test:{self.O}/echo/c"
+        res = {}
+        jobs = [("a7", a, "127.0.0.7"), ("b7", b, "127.0.0.7"), ("a8", a, "127.0.0.8")]
+        ts = [threading.Thread(target=lambda k=k, e=e, src=src: res.__setitem__(k, hammer(e.port, url, 6, 2, src)))
+              for k, e, src in jobs]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        elapsed = max(r[3] for r in res.values())
+        expected = 10 + 50 * elapsed
+        seven = res["a7"][0] + res["b7"][0]
+        print(f"\nper=client over {elapsed:.2f}s: client .7 admitted {seven} (a {res['a7'][0]}, b {res['b7'][0]}), "
+              f"client .8 {res['a8'][0]}, expected {expected:.0f} each", file=sys.stderr)
+        self.assertEqual(sum(r[2] for r in res.values()), 0, res)
+        self.assertLess(abs(seven - expected) / expected, 0.05, (seven, expected))
+        self.assertLess(abs(res["a8"][0] - expected) / expected, 0.05, (res["a8"][0], expected))
+        a.stop()
+        b.stop()
+
     def test_block_on_one_replica_is_honoured_by_the_other(self):
         rules = f"allow free.test ports={self.O}\n"
         extra = "anomaly requests=3/m min_requests=1 action=block:30s"
