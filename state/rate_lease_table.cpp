@@ -23,27 +23,23 @@ rate_lease_table::shard& rate_lease_table::shard_for(std::string_view client) {
 
 bool rate_lease_table::try_take(std::string_view client, double* retry_after_seconds) {
   shard& s = shard_for(client);
-  std::shared_ptr<rate_lease> l;
-  {
-    std::lock_guard lk(s.mu);
-    auto it = s.index.find(client);
-    if (it != s.index.end()) {
-      s.lru.splice(s.lru.begin(), s.lru, it->second);
-      l = *it->second;
-    } else {
-      if (s.lru.size() >= s.capacity) {
-        s.index.erase(s.lru.back()->client());
-        s.lru.pop_back();
-      }
-      l = std::make_shared<rate_lease>(key_ + "|client=" + std::string(client), per_second_, burst_);
-      l->set_client(std::string(client));
-      l->add(1);  // the credit token
-      l->owed.store(1, std::memory_order_relaxed);
-      s.lru.push_front(l);
-      s.index.emplace(s.lru.front()->client(), s.lru.begin());
-    }
+  std::lock_guard lk(s.mu);  // held across the take: no reference count traffic per request
+  auto it = s.index.find(client);
+  if (it != s.index.end()) {
+    s.lru.splice(s.lru.begin(), s.lru, it->second);
+    return (*it->second)->try_take(retry_after_seconds);
   }
-  return l->try_take(retry_after_seconds);
+  if (s.lru.size() >= s.capacity) {
+    s.index.erase(s.lru.back()->client());
+    s.lru.pop_back();
+  }
+  auto l = std::make_shared<rate_lease>(key_ + "|client=" + std::string(client), per_second_, burst_);
+  l->set_client(std::string(client));
+  l->add(1);  // the credit token
+  l->owed.store(1, std::memory_order_relaxed);
+  s.lru.push_front(std::move(l));
+  s.index.emplace(s.lru.front()->client(), s.lru.begin());
+  return s.lru.front()->try_take(retry_after_seconds);
 }
 
 std::vector<std::shared_ptr<rate_lease>> rate_lease_table::collect(bool all) {

@@ -34,6 +34,10 @@ const use_case cases[] = {
     {feature::dns_listen, "dns_listen 127.0.0.1:53"},
     {feature::listen_sni, "listen 127.0.0.1:443 mode=sni"},
     {feature::listen_http, "listen 127.0.0.1:80 mode=http"},
+    {feature::state_file, "state grants.json"},
+    {feature::state_redis, "state redis://127.0.0.1:6379"},
+    {feature::admin_allow, "admin 127.0.0.1:9090 allow=127.0.0.1/32"},
+    {feature::admin_token, "admin 127.0.0.1:9090 token_file=token"},
 };
 
 TEST(ConfigFeatures, EveryFeatureHasACase) {
