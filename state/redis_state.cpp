@@ -135,6 +135,23 @@ redis_state::~redis_state() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // Give back what this replica held (a rolling update would otherwise
+  // strand up to b tokens per rule), best effort, one round trip.
+  if (!link_ || !link_->connected()) return;
+  std::vector<redis_link::call> calls;
+  std::vector<std::shared_ptr<rate_lease>> all = leases_;  // no pruning: the rule tables may be gone already
+  for (const auto& t : tables_) {
+    auto more = t->collect(true);
+    all.insert(all.end(), more.begin(), more.end());
+  }
+  for (const auto& l : all) {
+    const int64_t held = l->drop();
+    if (held > 0)
+      calls.push_back({{"egressd:rate:" + l->key()},
+                       {fmt::format("{:.3f}", 1e6 / l->per_second()), std::to_string(l->burst()),
+                        std::to_string(-held)}});
+  }
+  link_->eval_many(&take_sha_, take_script, calls);
 }
 
 std::shared_ptr<rate_lease> redis_state::lease(const std::string& key, double per_second, uint32_t burst) {
@@ -287,8 +304,13 @@ void redis_state::sync_blocks() {
     std::lock_guard<std::mutex> lk(mu_);
     h = hooks_;
   }
-  if (h.local_blocks) {
-    for (const auto& b : h.local_blocks()) {
+  std::vector<block> mine = h.local_blocks ? h.local_blocks() : std::vector<block>{};
+  const int64_t now_ms = steady_ms();
+  for (auto& [client, end_ms] : outage_blocks_)
+    if (end_ms > now_ms) mine.push_back({client, end_ms - now_ms});
+  outage_blocks_.clear();
+  {
+    for (const auto& b : mine) {
       link_->eval(block_sha_, block_script, {"egressd:blocks"}, {b.client, std::to_string(b.remaining_ms)});
       if (!link_->connected()) return;
     }
@@ -328,14 +350,17 @@ void redis_state::cycle(int64_t now_ms) {
   // Outage: this replica's share of each fleet limit, from the last count seen.
   const unsigned n = replicas();
   for (auto& l : leases) refill_locally(*l, n, seconds);
-  // Blocks raised here during the outage are kept locally (the detector
-  // enforces them); they are not replayed to Redis afterwards.
+  // Blocks raised here during the outage: the detector enforces them; they
+  // are kept (with their end) and published when Redis is back.
   hooks h;
   {
     std::lock_guard<std::mutex> lk(mu_);
     h = hooks_;
   }
-  if (h.local_blocks) h.local_blocks();
+  if (h.local_blocks) {
+    for (auto& b : h.local_blocks())
+      if (outage_blocks_.size() < 1024) outage_blocks_.push_back({std::move(b.client), now_ms + b.remaining_ms});
+  }
 }
 
 }  // namespace egressd::state

@@ -93,6 +93,7 @@ class redis_state {
   std::atomic<unsigned> replicas_{1};
   int64_t next_attempt_ms_ = 0, backoff_ms_ = 100, last_beat_ms_ = 0, last_poll_ms_ = 0, last_cycle_ms_ = 0;
   bool reported_ = false;  // a transition line was printed at least once
+  std::vector<std::pair<std::string, int64_t>> outage_blocks_;  // raised while down: client, end (steady ms)
 
   std::mutex mu_;  // leases_, hooks_, stop_
   std::condition_variable cv_;

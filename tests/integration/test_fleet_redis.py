@@ -214,6 +214,38 @@ class FleetRedis(EgressdTestCase):
         a.stop()
         b.stop()
 
+    def test_block_raised_during_an_outage_is_published_when_redis_is_back(self):
+        rules = f"allow free.test ports={self.O}\n"
+        extra = "anomaly requests=3/m min_requests=1 action=block:30s"
+        a, b = self.replica(rules, extra), self.replica(rules, extra)
+        url = f"http://free.test:{self.O}/echo/ob"
+        self.redis.stop()
+        for e in (a, b):
+            wait_until(lambda e=e: self.metric(e, "egressd_state_up") == 0, 5, what="egressd_state_up 0")
+        for _ in range(5):
+            proxy_get(a.port, url, source="127.0.0.9")
+        self.assertEqual(proxy_get(a.port, url, source="127.0.0.9").reason, "anomaly_block")
+        self.assertEqual(proxy_get(b.port, url, source="127.0.0.9").status, 200)  # b cannot know yet
+        self.redis.start()
+        wait_until(lambda: proxy_get(b.port, url, source="127.0.0.9").reason == "anomaly_block", 10,
+                   interval=0.1, what="the outage block to reach replica b after Redis came back")
+        a.stop()
+        b.stop()
+
+    def test_a_stopping_replica_gives_its_tokens_back(self):
+        rules = f"allow rate.test ports={self.O} rate=1/s burst=10\n"
+        a = self.replica(rules)
+        url = f"http://rate.test:{self.O}/echo/g"
+        for _ in range(5):  # from the burst, at most b = 1 token per 20 ms cycle
+            self.assertEqual(proxy_get(a.port, url).status, 200)
+            time.sleep(0.1)
+        time.sleep(0.2)  # the lease is topped up to its one token
+        key = next(k for k in self.redis.cli("-n", "3", "KEYS", "egressd:rate:*").split())
+        before = float(self.redis.cli("-n", "3", "GET", key))
+        a.stop()
+        after = float(self.redis.cli("-n", "3", "GET", key))
+        self.assertAlmostEqual(before - after, 1e6, delta=1e3)  # one token of 1 s given back
+
     def test_password_file(self):
         self.redis.stop()
         self.redis = RedisServer(password="s3cret-fleet")
