@@ -309,10 +309,13 @@ void redis_state::sync_blocks() {
   for (auto& [client, end_ms] : outage_blocks_)
     if (end_ms > now_ms) mine.push_back({client, end_ms - now_ms});
   outage_blocks_.clear();
-  {
-    for (const auto& b : mine) {
-      link_->eval(block_sha_, block_script, {"egressd:blocks"}, {b.client, std::to_string(b.remaining_ms)});
-      if (!link_->connected()) return;
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const auto& b = mine[i];
+    link_->eval(block_sha_, block_script, {"egressd:blocks"}, {b.client, std::to_string(b.remaining_ms)});
+    if (!link_->connected()) {  // keep the unpublished ones for when Redis is back
+      for (size_t j = i; j < mine.size() && outage_blocks_.size() < 1024; ++j)
+        outage_blocks_.push_back({mine[j].client, now_ms + mine[j].remaining_ms});
+      return;
     }
   }
   auto r = link_->eval(poll_sha_, poll_script, {"egressd:blocks"}, {});
