@@ -22,7 +22,12 @@ bool supported(feature f) {
     case feature::listen_sni: return true;
     case feature::listen_http: return true;
     case feature::state_file: return true;
-    case feature::state_redis: return false;
+    case feature::state_redis:
+#ifdef EGRESSD_HAVE_REDIS
+      return true;  // state/redis_state.cpp; false when built without hiredis
+#else
+      return false;
+#endif
     case feature::admin_allow: return true;
     case feature::admin_token: return true;
   }

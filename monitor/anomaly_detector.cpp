@@ -6,6 +6,7 @@
 #include <limits>
 #include <list>
 #include <unordered_map>
+#include <utility>
 
 namespace egressd::monitor {
 namespace {
@@ -251,11 +252,27 @@ void anomaly_detector::remember(const std::vector<alert>& alerts) {
   for (const auto& a : alerts) {
     if (recent_.size() >= max_recent_) recent_.pop_front();
     recent_.push_back(a);
+    if (a.block_for.count() > 0 && new_blocks_.size() < 1024) new_blocks_.emplace_back(a.client, a.block_for);
   }
 }
 
+std::vector<std::pair<std::string, std::chrono::milliseconds>> anomaly_detector::take_new_blocks() {
+  std::lock_guard lk(recent_mu_);
+  return std::exchange(new_blocks_, {});
+}
+
+void anomaly_detector::block(std::string_view client, clock::time_point until) {
+  shard& s = shard_for(client);
+  {
+    std::lock_guard lk(s.mu);
+    client_state& c = s.touch(client);
+    c.blocked_until = c.blocked_until == never ? ticks(until) : std::max(c.blocked_until, ticks(until));
+  }
+  remote_blocks_.store(true, std::memory_order_relaxed);
+}
+
 bool anomaly_detector::is_blocked(std::string_view client, clock::time_point now) const {
-  if (!blocking_.load(std::memory_order_relaxed)) return false;
+  if (!blocking_.load(std::memory_order_relaxed) && !remote_blocks_.load(std::memory_order_relaxed)) return false;
   shard& s = shard_for(client);
   std::lock_guard lk(s.mu);
   const client_state* c = s.find(client);

@@ -81,6 +81,13 @@ class anomaly_detector {
   // Lock-free false when the action is log.
   bool is_blocked(std::string_view client, clock::time_point now) const;
 
+  // Fleet sharing (state redis://), from the state thread. take_new_blocks():
+  // the blocks raised here since the last call (client, duration; at most
+  // 1024 kept between calls). block(): a block raised by another replica,
+  // enforced here until `until` (a later local end wins).
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> take_new_blocks();
+  void block(std::string_view client, clock::time_point until);
+
   // The most recent alerts, oldest first / as a JSON array (for /alerts).
   std::vector<alert> recent_alerts() const;
   std::string recent_alerts_json() const;
@@ -101,9 +108,11 @@ class anomaly_detector {
   size_t max_clients_;
   std::vector<std::unique_ptr<shard>> shards_;
   std::atomic<bool> blocking_{false};  // any block_for > 0
+  std::atomic<bool> remote_blocks_{false};  // block() was called: is_blocked() must look
 
   mutable std::mutex recent_mu_;
   std::deque<alert> recent_;  // guarded by recent_mu_
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> new_blocks_;  // guarded by recent_mu_
   size_t max_recent_;
 };
 

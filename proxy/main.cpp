@@ -59,7 +59,7 @@ bool same_listeners(const config::snapshot& a, const config::snapshot& b) {
 // and a different state path (or kind) needs a restart.
 bool same_state(const config::snapshot& a, const config::snapshot& b) {
   return a.state.kind == b.state.kind && a.state.path == b.state.path && a.state.host == b.state.host &&
-         a.state.port == b.state.port && a.state.db == b.state.db;
+         a.state.port == b.state.port && a.state.db == b.state.db && a.state.password_file == b.state.password_file;
 }
 
 // The main thread after start-up: signals (through a signalfd) and, under

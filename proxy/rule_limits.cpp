@@ -6,10 +6,12 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "state/redis_state.hpp"
+
 namespace egressd::proxy {
 
 std::shared_ptr<const rule_limits> rule_limits::build(const config::snapshot& snap, const rule_limits* previous,
-                                                      monitor::metrics& metrics) {
+                                                      monitor::metrics& metrics, state::redis_state* shared) {
   auto out = std::make_shared<rule_limits>();
   std::unordered_map<std::string, const rule_runtime*> old;
   if (previous)
@@ -28,7 +30,16 @@ std::shared_ptr<const rule_limits> rule_limits::build(const config::snapshot& sn
     auto it = old.find(rt.key);
     const rule_runtime* prev = it == old.end() ? nullptr : it->second;
     const auto& lim = r.limits;
-    if (lim.rate && !lim.rate->per_client) {
+    if (lim.rate && !lim.rate->per_client && shared) {
+      // The fleet's bucket: same pattern, group and parameters = same key on
+      // every replica (a rollout that changes rate= gets a fresh bucket).
+      rt.lease = shared->lease(fmt::format("{}|{}|{}|{}", r.pattern, r.group, lim.rate->per_second, lim.rate->burst),
+                               lim.rate->per_second, lim.rate->burst);
+    } else if (lim.rate && shared) {
+      rt.client_leases = shared->lease_table(
+          fmt::format("{}|{}|{}|{}", r.pattern, r.group, lim.rate->per_second, lim.rate->burst), lim.rate->per_second,
+          lim.rate->burst, snap.limit.max_clients);
+    } else if (lim.rate && !lim.rate->per_client) {
       if (prev && prev->bucket && prev->bucket->per_second() == lim.rate->per_second &&
           prev->bucket->burst() == lim.rate->burst) {
         rt.bucket = prev->bucket;

@@ -17,12 +17,20 @@
 #include "acl/token_bucket_table.hpp"
 #include "config/config.hpp"
 #include "monitor/metrics.hpp"
+#include "state/rate_lease.hpp"
+#include "state/rate_lease_table.hpp"
+
+namespace egressd::state {
+class redis_state;
+}
 
 namespace egressd::proxy {
 
 struct rule_runtime {
   std::string key;  // pattern + options: what must match to carry state over
   std::shared_ptr<acl::token_bucket> bucket;                 // rate=, shared
+  std::shared_ptr<state::rate_lease> lease;                  // rate= under state redis:// (instead of bucket)
+  std::shared_ptr<state::rate_lease_table> client_leases;    // rate= per=client under state redis://
   std::shared_ptr<acl::token_bucket_table> client_buckets;   // rate= per=client
   std::shared_ptr<acl::concurrency_limiter> conns;           // conns=
   std::shared_ptr<acl::bandwidth_limiter> bandwidth;         // bandwidth=
@@ -34,8 +42,10 @@ struct rule_runtime {
 class rule_limits {
  public:
   // previous: the table of the snapshot being replaced (may be null).
+  // shared: the fleet's state (state redis://), or null: a rule-wide rate=
+  // then leases from the fleet's bucket instead of a local one.
   static std::shared_ptr<const rule_limits> build(const config::snapshot& snap, const rule_limits* previous,
-                                                  monitor::metrics& metrics);
+                                                  monitor::metrics& metrics, state::redis_state* shared = nullptr);
   // rule_index from acl::decision; null for -1.
   const rule_runtime* at(int rule_index) const {
     return rule_index >= 0 && static_cast<size_t>(rule_index) < rules_.size() ? &rules_[rule_index] : nullptr;

@@ -14,6 +14,7 @@
 #include "proxy/self_addresses.hpp"
 #include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
+#include "state/redis_state.hpp"
 
 namespace egressd::proxy {
 namespace {
@@ -60,7 +61,21 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   s->metrics_->attach(*s->detector_);
   s->throttle_ = std::make_unique<acl::auth_throttle>(snap->limit.max_clients);
   if (s->log_) s->metrics_->attach(*s->log_);
-  s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_);
+  if (snap->state.kind == config::state_spec::kind_t::redis) {
+    monitor::anomaly_detector* d = s->detector_.get();
+    state::redis_state::hooks h;
+    h.local_blocks = [d] {
+      std::vector<state::redis_state::block> out;
+      for (auto& [client, dur] : d->take_new_blocks()) out.push_back({client, dur.count()});
+      return out;
+    };
+    h.apply_remote_block = [d](const state::redis_state::block& b) {
+      d->block(b.client, monitor::anomaly_detector::clock::now() + std::chrono::milliseconds(b.remaining_ms));
+    };
+    s->shared_ = state::redis_state::start(snap->state, *s->metrics_, std::move(h), error);
+    if (!s->shared_) return nullptr;
+  }
+  s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_, s->shared_.get());
   s->denials_ = std::make_unique<state::denial_feed>(n);
   s->grants_ = grants ? std::move(grants) : std::make_unique<state::grant_store>();
   try {
@@ -182,7 +197,7 @@ bool server::reload_admin_token(const config::snapshot& snap, std::string* error
 }
 
 void server::publish(std::shared_ptr<const config::snapshot> snap) {
-  limits_ = rule_limits::build(*snap, limits_.get(), *metrics_);
+  limits_ = rule_limits::build(*snap, limits_.get(), *metrics_, shared_.get());
   detector_->set_thresholds(thresholds(snap->anomaly));
   for (auto& w : workers_) w->publish(snap, limits_);
   for (auto& d : dns_) d->publish(snap);

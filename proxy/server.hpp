@@ -26,6 +26,11 @@ class worker;
 class admin_server;
 class dns_listener;
 class rule_limits;
+}  // namespace egressd::proxy
+namespace egressd::state {
+class redis_state;
+}  // namespace egressd::state
+namespace egressd::proxy {
 class address_watch;
 class admin_api;
 
@@ -74,6 +79,7 @@ class server {
   std::unique_ptr<monitor::metrics> metrics_;
   std::unique_ptr<monitor::anomaly_detector> detector_;
   std::unique_ptr<acl::auth_throttle> throttle_;  // failed proxy auth per address
+  std::unique_ptr<state::redis_state> shared_;  // state redis:// (null otherwise); before limits_
   std::shared_ptr<const rule_limits> limits_;  // of the last published snapshot
   std::unique_ptr<state::grant_store> grants_;  // used on the admin thread after start
   std::unique_ptr<state::denial_feed> denials_;

@@ -199,7 +199,11 @@ reason session::admit(const verdict& v, uint64_t* retry_after) {
   double wait = 0;
   bool ok = true;
   const auto now = acl::token_bucket::clock::now();
-  if (rt->bucket)
+  if (rt->lease)
+    ok = rt->lease->try_take(&wait);
+  else if (rt->client_leases)
+    ok = rt->client_leases->try_take(client_ip_str_, &wait);
+  else if (rt->bucket)
     ok = rt->bucket->try_take(now, &wait);
   else if (rt->client_buckets)
     ok = rt->client_buckets->try_take(client_key(), now, &wait);

@@ -8,6 +8,7 @@ pkgs=(
   libboost-dev libssl-dev libc-ares-dev libre2-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev libgoogle-perftools-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-yaml curl openssl iproute2 iptables netcat-openbsd util-linux
+  libhiredis-dev redis-server
 )
 # kubectl renders container/k8s in the tests (`kubectl kustomize`); any kubectl
 # will do, so Debian's is installed only when none is on the PATH (a kubectl
