@@ -33,6 +33,7 @@ from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOr
                      free_port, main, make_cert, proxy_get, read_response, request_bytes,
                      request_head, source_bindable, wait_until)
 from limits_util import retry_after_ok, scrape  # noqa: E402
+from modes_util import sighup_and_wait  # noqa: E402
 
 BUILD_TOKEN = "tok-build7-6f1e0c2d9a"
 REVIEW_TOKEN = "tok-review-83b2aa17c4"
@@ -473,6 +474,49 @@ request(url, { dispatcher: agent }).then(async (r) => {
         self.origin_saw_no_credentials(self.origin.requests)
         self.origin_saw_no_credentials(self.tls.requests)
         self.origin_saw_no_credentials(self.static.heads)
+
+
+class AgentsReload(EgressdTestCase):
+    """The agents file is re-read on SIGHUP; counts of a kept agent survive,
+    a throttle survives, a bad agents file keeps the old config."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = cls.own(DnsServer())
+        cls.origin = cls.own(HttpOrigin())
+        cls.dns.add("model.test", a=["127.0.0.1"])
+        cls.O = cls.origin.port
+
+    def test_agents_file_change_reloaded(self):
+        admin = free_port()
+        rules = f"agents agents.txt\nallow model.test ports={self.O}\n"
+        e = Egressd(base_config(rules, extra=f"admin 127.0.0.1:{admin}"), dns=self.dns,
+                    files={"agents.txt": f"build-7 {token_hash(BUILD_TOKEN)}\n"})
+        self.addCleanup(e.cleanup)
+        e.start()
+
+        def get(auth):
+            return proxy_get(e.port, f"http://model.test:{self.O}/echo/rl",
+                             headers=[("Proxy-Authorization", auth)])
+        self.assertEqual(get(basic("build-7", BUILD_TOKEN)).status, 200)
+        self.assertEqual(scrape(admin).get("egressd_agent_requests_total", agent="build-7", decision="allow"), 1)
+        assert_denied(self, get(basic("newbie", REVIEW_TOKEN)), 407, "auth_failed")
+        with open(os.path.join(e.dir, "agents.txt"), "w") as f:
+            f.write(f"build-7 {token_hash(BUILD_TOKEN)}\nnewbie {token_hash(REVIEW_TOKEN)}\n")
+        sighup_and_wait(e)
+        self.assertEqual(get(basic("newbie", REVIEW_TOKEN)).status, 200)
+        self.assertEqual(get(basic("build-7", BUILD_TOKEN)).status, 200)
+        m = wait_until(lambda: (lambda m: m if m.get("egressd_agent_requests_total", agent="build-7",
+                                                      decision="allow") == 2 else None)(scrape(admin)),
+                       10, 0.05, "build-7 counted twice across the reload")
+        self.assertEqual(m.get("egressd_agent_requests_total", agent="newbie", decision="allow"), 1)
+        # A broken agents file: reported, the old agents keep working.
+        with open(os.path.join(e.dir, "agents.txt"), "w") as f:
+            f.write("newbie not-a-hash\n")
+        sighup_and_wait(e, ok=False)
+        self.assertIn("agents.txt:1:", e.stderr())
+        self.assertEqual(get(basic("newbie", REVIEW_TOKEN)).status, 200)
+        e.stop()
 
 
 class AuthOptional(EgressdTestCase):
