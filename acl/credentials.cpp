@@ -98,9 +98,29 @@ const agent* check_credentials(const agent_table& agents, std::string_view value
   return who;
 }
 
+void credential_cache::reset() {
+  if (!value_.empty()) OPENSSL_cleanse(value_.data(), value_.size());
+  value_.clear();
+  table_ = nullptr;
+  who_ = nullptr;
+}
+
+const agent* credential_cache::find(const agent_table& t, std::string_view value) const {
+  if (table_ != &t || !who_ || value.size() != value_.size()) return nullptr;
+  return CRYPTO_memcmp(value.data(), value_.data(), value.size()) == 0 ? who_ : nullptr;
+}
+
+void credential_cache::remember(const agent_table& t, std::string_view value, const agent* who) {
+  reset();
+  if (!who || value.size() > max_value) return;
+  value_.assign(value);
+  table_ = &t;
+  who_ = who;
+}
+
 auth_outcome authenticate(auth_mode mode, const agent_table& agents, auth_throttle& throttle,
                           const ip_address& addr, const presented_credentials& creds,
-                          auth_throttle::clock::time_point now) {
+                          auth_throttle::clock::time_point now, credential_cache* cache) {
   auth_outcome out;
   if (mode == auth_mode::off) return out;
   if (creds.fields == 0) {
@@ -112,7 +132,13 @@ auth_outcome authenticate(auth_mode mode, const agent_table& agents, auth_thrott
     out.retry_after = left;
     return out;
   }
-  if (creds.fields == 1) out.who = check_credentials(agents, creds.value);
+  if (creds.fields == 1) {
+    if (cache) out.who = cache->find(agents, creds.value);
+    if (!out.who) {
+      out.who = check_credentials(agents, creds.value);
+      if (cache && out.who) cache->remember(agents, creds.value, out.who);
+    }
+  }
   if (!out.who) {
     out.why = reason::auth_failed;
     throttle.fail(addr, now);

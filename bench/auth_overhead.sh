@@ -66,9 +66,13 @@ plain=(); auth=(); pcpu=(); acpu=(); hdr=(); hcpu=()
 for r in $(seq "$REPEAT"); do
   read -r rate cpu ok < <(run 18492 "$plain_pid"); plain+=("$rate"); pcpu+=("$cpu")
   read -r rate cpu ok < <(run 18492 "$plain_pid" "$AUTH"); hdr+=("$rate"); hcpu+=("$cpu")
-  [ -n "${BENCH_PERF:-}" ] && { timeout $((SECONDS_RUN + 5)) perf record -q -g -p "$auth_pid" -o "$BENCH_PERF" -- sleep "$SECONDS_RUN" >/dev/null 2>&1 & }
+  perf_pid=
+  if [ -n "${BENCH_PERF:-}" ]; then  # a perf profile of the auth instance during its runs
+    timeout $((SECONDS_RUN + 5)) perf record -q -g -p "$auth_pid" -o "$BENCH_PERF" -- sleep "$SECONDS_RUN" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   read -r rate cpu ok2 < <(run 18493 "$auth_pid" "$AUTH"); auth+=("$rate"); acpu+=("$cpu")
-  wait || true
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   [ "$ok2" != "0" ] || { echo "auth runs got no 2xx (credentials refused?)" >&2; cat "$T/auth.err" >&2; exit 1; }
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -79,5 +83,5 @@ echo "|---|---|---|"
 echo "| no agents (auth off) | $mp | $cp |"
 echo "| no agents, the same Proxy-Authorization header sent (parsed, ignored, stripped) | $mh | $ch |"
 echo "| auth required, 1000 agents, Basic credentials on every request | $ma | $ca |"
-awk -v a="$ma" -v b="$mp" -v x="$ca" -v y="$cp" 'BEGIN { printf "| ratio | %.3f | %.3f |\n", a / b, x / y }'
+awk -v a="$ma" -v b="$mp" -v x="$ca" -v y="$cp" 'BEGIN { printf "| auth / no agents | %.3f | %.3f |\n", a / b, x / y }'
 echo "(runs: plain ${plain[*]} / ${pcpu[*]} µs; header ${hdr[*]} / ${hcpu[*]} µs; auth ${auth[*]} / ${acpu[*]} µs)"

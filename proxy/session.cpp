@@ -74,6 +74,7 @@ void session::refresh_config() {
   snap_ = w_.snapshot();
   limits_ = w_.limits();
   find_group();
+  credentials_.reset();  // they name agents of the old snapshot
   // Its addresses were checked under the old config: dial afresh.
   close_upstream();
 }

@@ -49,7 +49,7 @@ reason session::identify(const http::request_header<>& req, uint64_t* retry_afte
   for (auto [it, end] = req.equal_range(http::field::proxy_authorization); it != end; ++it)
     if (c.fields++ == 0) c.value = it->value();
   const acl::auth_outcome out = acl::authenticate(snap_->auth, *snap_->agents, w_.srv().auth_throttle(),
-                                                  client_ip_, c, acl::auth_throttle::clock::now());
+                                                  client_ip_, c, acl::auth_throttle::clock::now(), &credentials_);
   set_agent(out.who);
   *retry_after = out.retry_after;
   return out.why;
