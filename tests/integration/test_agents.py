@@ -499,7 +499,9 @@ class AgentsReload(EgressdTestCase):
             return proxy_get(e.port, f"http://model.test:{self.O}/echo/rl",
                              headers=[("Proxy-Authorization", auth)])
         self.assertEqual(get(basic("build-7", BUILD_TOKEN)).status, 200)
-        self.assertEqual(scrape(admin).get("egressd_agent_requests_total", agent="build-7", decision="allow"), 1)
+        # Counted when the request ends, just after its response was sent.
+        wait_until(lambda: scrape(admin).get("egressd_agent_requests_total", agent="build-7", decision="allow") == 1,
+                   10, 0.05, "build-7 counted once")
         assert_denied(self, get(basic("newbie", REVIEW_TOKEN)), 407, "auth_failed")
         with open(os.path.join(e.dir, "agents.txt"), "w") as f:
             f.write(f"build-7 {token_hash(BUILD_TOKEN)}\nnewbie {token_hash(REVIEW_TOKEN)}\n")
