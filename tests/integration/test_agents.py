@@ -14,22 +14,19 @@ import base64
 import contextlib
 import hashlib
 import http.server
-import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import unittest
 import urllib.request
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOrigin,  # noqa: E402
-                     assert_denied, base_config, clean_env, connect_from, curl_status, egressd_bin,
+                     assert_denied, base_config, clean_env, connect_from, curl_status, egressd_bin, expect_closed,
                      free_port, main, make_cert, proxy_get, read_response, request_bytes,
                      request_head, source_bindable, wait_until)
 from limits_util import retry_after_ok, scrape  # noqa: E402
@@ -344,6 +341,30 @@ request(url, { dispatcher: agent }).then(async (r) => {
         recs = wait_until(four, 10, 0.05, "four log lines")
         self.assertEqual([recs[f"/echo/ka-{i}"]["agent"] for i in range(1, 5)],
                          ["build-7", "reviewer", "", "build-7"])
+
+    def test_407_with_a_pending_body_closes_the_connection(self):
+        s = connect_from(self.e.port)
+        with contextlib.closing(s):
+            # The head announces a body that is not sent: egressd must not wait
+            # for it, and must not keep the connection (the body would be read
+            # as the next request).
+            s.sendall(request_bytes("POST", f"http://model.test:{self.O}/upload", f"model.test:{self.O}",
+                                    [("Content-Length", "100000")], close=False))
+            bs = BufferedSocket(s)
+            r = read_response(bs)
+            self.assert_407(r, "auth_required")
+            self.assertEqual(r.header("Connection"), "close")
+            expect_closed(bs)
+
+    def test_check_summary_lists_agents_not_hashes(self):
+        p = subprocess.run([egressd_bin(), "-c", self.e.conf_path, "--check"], capture_output=True, timeout=30,
+                           cwd=self.e.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        self.assertIn("auth: required", out)
+        self.assertIn("agents: 2: build-7 (ci), reviewer", out)
+        self.assertNotIn(token_hash(BUILD_TOKEN)[7:], out)
+        self.assertIn("agents.txt", out)
 
     def test_two_proxy_authorization_fields_are_refused(self):
         r = proxy_get(self.e.port, f"http://model.test:{self.O}/echo/two",
