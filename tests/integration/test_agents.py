@@ -361,7 +361,7 @@ request(url, { dispatcher: agent }).then(async (r) => {
                            cwd=self.e.dir)
         self.assertEqual(p.returncode, 0, p.stderr)
         out = p.stdout.decode()
-        self.assertIn("auth: required", out)
+        self.assertIn("auth: required (mode=sni/http listeners and dns_listen carry no credentials", out)
         self.assertIn("agents: 2: build-7 (ci), reviewer", out)
         self.assertNotIn(token_hash(BUILD_TOKEN)[7:], out)
         self.assertIn("agents.txt", out)
