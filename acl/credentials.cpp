@@ -46,28 +46,29 @@ const agent* by_token(const agent_table& agents, std::string_view token) {
 bool decode_base64(std::string_view in, std::string* out) {
   out->clear();
   if (in.empty() || in.size() % 4 != 0) return false;
-  out->reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    const bool last = i + 4 == in.size();
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      const char c = in[i + static_cast<size_t>(j)];
-      if (c == '=' && last && j >= 2) {
-        v[j] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad) return false;  // data after '='
-      v[j] = b64[static_cast<uint8_t>(c)];
-      if (v[j] < 0) return false;
-    }
-    const uint32_t n = uint32_t(v[0]) << 18 | uint32_t(v[1]) << 12 | uint32_t(v[2]) << 6 | uint32_t(v[3]);
-    if ((pad == 1 && (n & 0xff)) || (pad == 2 && (n & 0xffff))) return false;  // non-zero unused bits
-    out->push_back(static_cast<char>(n >> 16));
-    if (pad < 2) out->push_back(static_cast<char>(n >> 8 & 0xff));
-    if (pad < 1) out->push_back(static_cast<char>(n & 0xff));
+  size_t pad = in.back() == '=' ? (in[in.size() - 2] == '=' ? 2 : 1) : 0;
+  out->resize(in.size() / 4 * 3);
+  char* w = out->data();
+  const auto* p = reinterpret_cast<const uint8_t*>(in.data());
+  const size_t full = in.size() - (pad ? 4 : 0);  // groups without padding
+  for (size_t i = 0; i < full; i += 4) {
+    const int a = b64[p[i]], b = b64[p[i + 1]], c = b64[p[i + 2]], d = b64[p[i + 3]];
+    if ((a | b | c | d) < 0) return false;  // also '=' before the last group
+    const uint32_t n = uint32_t(a) << 18 | uint32_t(b) << 12 | uint32_t(c) << 6 | uint32_t(d);
+    *w++ = static_cast<char>(n >> 16);
+    *w++ = static_cast<char>(n >> 8 & 0xff);
+    *w++ = static_cast<char>(n & 0xff);
   }
+  if (pad) {
+    const size_t i = full;
+    const int a = b64[p[i]], b = b64[p[i + 1]], c = pad == 1 ? b64[p[i + 2]] : 0;
+    if ((a | b | c) < 0) return false;
+    const uint32_t n = uint32_t(a) << 18 | uint32_t(b) << 12 | uint32_t(c) << 6;
+    if ((pad == 1 && (n & 0xff)) || (pad == 2 && (n & 0xffff))) return false;  // non-zero unused bits
+    *w++ = static_cast<char>(n >> 16);
+    if (pad == 1) *w++ = static_cast<char>(n >> 8 & 0xff);
+  }
+  out->resize(static_cast<size_t>(w - out->data()));
   return true;
 }
 
@@ -97,9 +98,29 @@ const agent* check_credentials(const agent_table& agents, std::string_view value
   return who;
 }
 
+void credential_cache::reset() {
+  if (!value_.empty()) OPENSSL_cleanse(value_.data(), value_.size());
+  value_.clear();
+  table_ = nullptr;
+  who_ = nullptr;
+}
+
+const agent* credential_cache::find(const agent_table& t, std::string_view value) const {
+  if (table_ != &t || !who_ || value.size() != value_.size()) return nullptr;
+  return CRYPTO_memcmp(value.data(), value_.data(), value.size()) == 0 ? who_ : nullptr;
+}
+
+void credential_cache::remember(const agent_table& t, std::string_view value, const agent* who) {
+  reset();
+  if (!who || value.size() > max_value) return;
+  value_.assign(value);
+  table_ = &t;
+  who_ = who;
+}
+
 auth_outcome authenticate(auth_mode mode, const agent_table& agents, auth_throttle& throttle,
                           const ip_address& addr, const presented_credentials& creds,
-                          auth_throttle::clock::time_point now) {
+                          auth_throttle::clock::time_point now, credential_cache* cache) {
   auth_outcome out;
   if (mode == auth_mode::off) return out;
   if (creds.fields == 0) {
@@ -111,7 +132,13 @@ auth_outcome authenticate(auth_mode mode, const agent_table& agents, auth_thrott
     out.retry_after = left;
     return out;
   }
-  if (creds.fields == 1) out.who = check_credentials(agents, creds.value);
+  if (creds.fields == 1) {
+    if (cache) out.who = cache->find(agents, creds.value);
+    if (!out.who) {
+      out.who = check_credentials(agents, creds.value);
+      if (cache && out.who) cache->remember(agents, creds.value, out.who);
+    }
+  }
   if (!out.who) {
     out.why = reason::auth_failed;
     throttle.fail(addr, now);

@@ -2,7 +2,8 @@
 // authenticate() for Basic and Bearer credentials (parse, base64, one
 // SHA-256, one hash probe, CRYPTO_memcmp) against 10 and 100k agents, each
 // followed by the same policy::decide; and the decide alone, as a request
-// without credentials under `auth off` costs. The difference between a
+// without credentials under `auth off` costs; and `judge_basic_cached`, a
+// keep-alive connection repeating its credentials. The difference between a
 // `judge_*` row and `judge_anonymous` is the per-request cost of auth
 // (target <= 1 us).
 
@@ -77,14 +78,15 @@ std::string b64(std::string_view s) {
   return out;
 }
 
-void judge(benchmark::State& state, const presented_credentials& creds, auth_mode mode) {
+void judge(benchmark::State& state, const presented_credentials& creds, auth_mode mode,
+           credential_cache* cache = nullptr) {
   const agent_table& t = agents_of(static_cast<int>(state.range(0)));
   const policy& p = the_policy();
   auth_throttle throttle(4096);
   const ip_address addr = ip_address::v4(0x0a000001);
   const auto now = auth_throttle::clock::now();
   for (auto _ : state) {
-    auth_outcome a = authenticate(mode, t, throttle, addr, creds, now);
+    auth_outcome a = authenticate(mode, t, throttle, addr, creds, now, cache);
     client_id who;
     who.addr = addr;
     if (a.who) {
@@ -102,6 +104,13 @@ void judge_anonymous(benchmark::State& state) { judge(state, {}, auth_mode::off)
 void judge_basic(benchmark::State& state) {
   const std::string v = "Basic " + b64("agent-7:" + token_of(7));
   judge(state, presented_credentials{1, v}, auth_mode::required);
+}
+
+// A keep-alive connection repeating its credentials (the session's cache).
+void judge_basic_cached(benchmark::State& state) {
+  const std::string v = "Basic " + b64("agent-7:" + token_of(7));
+  credential_cache cache;
+  judge(state, presented_credentials{1, v}, auth_mode::required, &cache);
 }
 
 void judge_bearer(benchmark::State& state) {
@@ -135,6 +144,7 @@ void sha256_token(benchmark::State& state) {
 
 BENCHMARK(judge_anonymous)->Arg(10);
 BENCHMARK(judge_basic)->Arg(10)->Arg(100000);
+BENCHMARK(judge_basic_cached)->Arg(10);
 BENCHMARK(judge_bearer)->Arg(10)->Arg(100000);
 BENCHMARK(judge_basic_wrong)->Arg(10);
 BENCHMARK(sha256_token);

@@ -19,17 +19,14 @@ constexpr std::string_view bad_hash_hint =
     "must be sha256: followed by 64 hex digits, the SHA-256 of the token (print it with: "
     "egressd hash-token < token-file)";
 
-bool valid_name_word(std::string_view n) {
-  return acl::valid_agent_name(n);  // the same alphabet as group names
-}
-
-// Splits "a,b,c" into names; reports an invalid one with `what`.
+// Splits "a,b,c" into group names (the agent-name alphabet, as group
+// names); false with *bad on an invalid one.
 bool parse_name_list(std::string_view v, std::vector<std::string>* out, std::string* bad) {
   size_t start = 0;
   while (true) {
     const size_t comma = v.find(',', start);
     std::string_view n = v.substr(start, comma == v.npos ? v.npos : comma - start);
-    if (!valid_name_word(n)) {
+    if (!acl::valid_agent_name(n)) {
       *bad = std::string(n);
       return false;
     }

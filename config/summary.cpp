@@ -100,7 +100,15 @@ std::string summary(const snapshot& s) {
       g += (g.empty() ? "" : ", ") + grp.name + " (" + std::to_string(grp.nets.size()) + " networks)";
     line("groups", g);
   }
-  line("auth", acl::to_string(s.auth));
+  {
+    std::string a = acl::to_string(s.auth);
+    bool transparent = !s.dns_listens.empty();
+    for (const auto& l : s.listens) transparent = transparent || l.mode != listen_mode::proxy;
+    // Say it where an operator looks: no credentials reach those listeners.
+    if (s.auth != acl::auth_mode::off && transparent)
+      a += " (mode=sni/http listeners and dns_listen carry no credentials: address and group decide there)";
+    line("auth", a);
+  }
   if (s.agents && !s.agents->empty()) {
     std::string a;
     for (const auto& ag : s.agents->agents()) {

@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include "acl/credentials.hpp"
 #include "acl/pattern.hpp"
 #include "proxy/inspect/client_hello.hpp"
 #include "proxy/inspect/http_framing.hpp"
@@ -75,6 +74,7 @@ void session::refresh_config() {
   snap_ = w_.snapshot();
   limits_ = w_.limits();
   find_group();
+  credentials_.reset();  // they name agents of the old snapshot
   // Its addresses were checked under the old config: dial afresh.
   close_upstream();
 }
@@ -109,18 +109,6 @@ void session::close_upstream() {
   ubuf_.clear();
 }
 
-void session::fill_identity(monitor::access_record& rec) const {
-  if (rec.client.empty()) rec.client = client_str_;
-  if (rec.group.empty()) {
-    // The address's group, else the named agent's first group.
-    if (!group_.empty())
-      rec.group = group_;
-    else if (who_.agent_groups && !who_.agent_groups->empty())
-      rec.group = who_.agent_groups->front();
-  }
-  if (rec.agent.empty()) rec.agent = who_.agent;
-}
-
 void session::finish(monitor::access_record& rec) {
   slot_.release();
   fill_identity(rec);
@@ -130,60 +118,6 @@ void session::finish(monitor::access_record& rec) {
 
 bool session::blocked() const {
   return w_.srv().detector().is_blocked(client_key(), std::chrono::steady_clock::now());
-}
-
-void session::set_agent(const acl::agent* a) {
-  if (!a) {
-    who_.agent = {};
-    who_.agent_groups = nullptr;
-    who_.agent_group_index = {};
-    who_.agent_index = -1;
-    return;
-  }
-  constexpr std::string_view prefix = "agent:";
-  if (std::string_view(agent_key_).substr(std::min(agent_key_.size(), prefix.size())) != a->name)
-    agent_key_.assign(prefix).append(a->name);  // only when the agent changes
-  who_.agent = a->name;
-  who_.agent_groups = &a->groups;
-  who_.agent_group_index = a->group_index;
-  who_.agent_index = snap_->agents->index_of(a);
-}
-
-reason session::identify(const http::request_header<>& req, uint64_t* retry_after) {
-  set_agent(nullptr);
-  // Transparent listeners carry no credentials: the address decides there.
-  if (snap_->auth == acl::auth_mode::off || info_.mode != config::listen_mode::proxy) return reason::none;
-  acl::presented_credentials c;
-  for (auto [it, end] = req.equal_range(http::field::proxy_authorization); it != end; ++it)
-    if (c.fields++ == 0) c.value = it->value();
-  const acl::auth_outcome out = acl::authenticate(snap_->auth, *snap_->agents, w_.srv().auth_throttle(),
-                                                  client_ip_, c, acl::auth_throttle::clock::now());
-  set_agent(out.who);
-  *retry_after = out.retry_after;
-  return out.why;
-}
-
-// 407 (auth_required / auth_failed) or 429 (auth_throttled). The connection
-// stays open after a 407 when no request body is pending, so a client that
-// retries with credentials on the same connection can; a throttled client's
-// connection is closed.
-awaitable<bool> session::refuse_auth(request_parser& p, reason why, uint64_t retry_after,
-                                     monitor::access_record& rec) {
-  const auto& req = p.get();
-  target t;
-  if (req.method() == http::verb::connect) {
-    rec.kind = monitor::request_kind::connect;
-    if (parse_authority_form(req.target(), &t)) rec.port = t.port;
-  } else if (parse_absolute_form(req.target(), &t)) {
-    rec.port = t.port;
-    rec.path = std::string(path_without_query(t.path));
-  }
-  rec.host = std::string(t.host);
-  refusal_detail d;
-  d.retry_after = retry_after;
-  const bool ka = why != reason::auth_throttled && req.keep_alive() && p.is_done() && !w_.draining();
-  co_await refuse(why, d, ka, rec);
-  co_return ka;
 }
 
 reason session::admit(const verdict& v, uint64_t* retry_after) {

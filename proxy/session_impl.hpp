@@ -11,6 +11,7 @@
 #include "acl/agents.hpp"
 #include "acl/client_id.hpp"
 #include "acl/concurrency_limiter.hpp"
+#include "acl/credentials.hpp"
 #include "acl/ip_address.hpp"
 #include "acl/policy.hpp"
 #include "monitor/access_log.hpp"
@@ -174,6 +175,7 @@ class session {
   std::string client_ip_str_;  // without port: anomaly and per-client keys
   acl::client_id who_;         // the current request's identity (judge(), admit())
   std::string agent_key_;      // "agent:" + who_.agent
+  acl::credential_cache credentials_;  // last accepted on this connection (reset with snap_)
   monitor::metrics::kind kind_ = monitor::metrics::kind::http;
   std::string group_;  // first `group` containing the client, for the log
   std::chrono::steady_clock::time_point start_;

@@ -51,6 +51,7 @@ static struct {
     struct sockaddr_in addr;
     const char *target;     /* request target, e.g. http://h:p/ or / */
     const char *host;       /* Host header */
+    const char *extra;      /* -A: one more header line (e.g. Proxy-Authorization: ...) */
     const char *tunnel;     /* CONNECT authority (connect mode) */
     int conns;
     double seconds;
@@ -81,7 +82,7 @@ static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen -m keepalive|close|connect -a 127.x.y.z:PORT [-r TARGET] [-H HOST]\n"
-            "               [-T HOST:PORT] [-c CONNS] [-d SECONDS] [-n MAX_REQUESTS]\n");
+            "               [-T HOST:PORT] [-c CONNS] [-d SECONDS] [-n MAX_REQUESTS] [-A 'Name: value']\n");
     exit(2);
 }
 
@@ -292,7 +293,7 @@ int main(int argc, char **argv) {
     cfg.max_requests = 100000000;
     const char *addr = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "m:a:r:H:T:c:d:n:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:a:r:H:T:c:d:n:A:")) != -1) {
         switch (opt) {
         case 'm':
             if (!strcmp(optarg, "keepalive")) cfg.mode = M_KEEPALIVE;
@@ -303,6 +304,7 @@ int main(int argc, char **argv) {
         case 'a': addr = optarg; break;
         case 'r': cfg.target = optarg; break;
         case 'H': cfg.host = optarg; break;
+        case 'A': cfg.extra = optarg; break;
         case 'T': cfg.tunnel = optarg; break;
         case 'c': cfg.conns = atoi(optarg); break;
         case 'd': cfg.seconds = atof(optarg); break;
@@ -319,15 +321,18 @@ int main(int argc, char **argv) {
     const char *conn_hdr = cfg.mode == M_KEEPALIVE ? "" : "Connection: close\r\n";
     /* In connect mode the GET inside the tunnel is origin-form. */
     const char *target = cfg.mode == M_CONNECT ? "/" : cfg.target;
+    /* -A goes on the request the proxy judges: the CONNECT in connect mode. */
+    const char *extra = cfg.extra && !cfg.tunnel ? cfg.extra : "";
+    const char *extra_end = *extra ? "\r\n" : "";
     int n = snprintf(cfg.request, sizeof cfg.request,
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: egressd-loadgen\r\n%s\r\n",
-                     target, cfg.host, conn_hdr);
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: egressd-loadgen\r\n%s%s%s\r\n",
+                     target, cfg.host, extra, extra_end, conn_hdr);
     if (n <= 0 || (size_t)n >= sizeof cfg.request) usage();
     cfg.request_len = (size_t)n;
     if (cfg.tunnel) {
         n = snprintf(cfg.connect_req, sizeof cfg.connect_req,
-                     "CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: egressd-loadgen\r\n\r\n",
-                     cfg.tunnel, cfg.tunnel);
+                     "CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: egressd-loadgen\r\n%s%s\r\n",
+                     cfg.tunnel, cfg.tunnel, cfg.extra ? cfg.extra : "", cfg.extra ? "\r\n" : "");
         if (n <= 0 || (size_t)n >= sizeof cfg.connect_req) usage();
         cfg.connect_len = (size_t)n;
     }

@@ -206,6 +206,36 @@ TEST(AclAgents, AuthenticateModes) {
   EXPECT_EQ(th2.tracked(), 0u);
 }
 
+TEST(AclAgents, CredentialCacheOnOneConnection) {
+  agent_table t(two_agents());
+  agent_table other(two_agents());
+  auth_throttle th(16);
+  const auto now = auth_throttle::clock::now();
+  const ip_address a = ip_address::v4(0x0a000001);
+  credential_cache cache;
+  const std::string good = "Bearer s3cret-one";
+  EXPECT_EQ(cache.find(t, good), nullptr);
+  auto r = authenticate(auth_mode::required, t, th, a, {1, good}, now, &cache);
+  ASSERT_NE(r.who, nullptr);
+  EXPECT_EQ(cache.find(t, good), r.who);
+  EXPECT_EQ(cache.find(other, good), nullptr) << "another snapshot's table";
+  EXPECT_EQ(cache.find(t, "Bearer s3cret-onf"), nullptr);
+  EXPECT_EQ(cache.find(t, "Bearer s3cret-on"), nullptr);
+  // A different value on the same connection is checked afresh.
+  EXPECT_EQ(authenticate(auth_mode::required, t, th, a, {1, "Bearer s3cret-two"}, now, &cache).who->name,
+            "reviewer");
+  EXPECT_EQ(cache.find(t, good), nullptr);
+  // Wrong credentials are never cached, and fail.
+  EXPECT_EQ(authenticate(auth_mode::required, t, th, a, {1, "Bearer nope"}, now, &cache).why, reason::auth_failed);
+  EXPECT_EQ(cache.find(t, "Bearer nope"), nullptr);
+  // The throttle comes before the cache: cached good credentials still get 429.
+  authenticate(auth_mode::required, t, th, a, {1, good}, now, &cache);
+  for (int i = 0; i < 10; ++i) th.fail(a, now);
+  EXPECT_EQ(authenticate(auth_mode::required, t, th, a, {1, good}, now, &cache).why, reason::auth_throttled);
+  cache.reset();
+  EXPECT_EQ(cache.find(t, good), nullptr);
+}
+
 TEST(AclAgents, ThrottleAfterTenFailuresWithinTheWindow) {
   const auto t0 = auth_throttle::clock::now();
   auth_throttle th(64, t0);
