@@ -37,6 +37,7 @@ constexpr entry table[] = {
     {"limit", directive_limit},
     {"tls_ports", directive_tls_ports},
     {"require_sni", directive_require_sni},
+    {"ech", directive_ech},
 };
 
 }  // namespace
@@ -44,7 +45,7 @@ constexpr entry table[] = {
 std::string_view suggest_directive(std::string_view word) {
   return suggest(word, {"allow", "deny", "allow_net", "listen", "admin", "dns_listen", "threads",
                         "resolver", "hosts", "state", "group", "forward", "upstream_proxy", "mode", "anomaly",
-                        "access_log", "timeout", "limit", "tls_ports", "require_sni", "include"});
+                        "access_log", "timeout", "limit", "tls_ports", "require_sni", "ech", "include"});
 }
 
 bool dispatch_directive(parse_context& ctx, const line_tokens& t) {

@@ -129,6 +129,20 @@ void directive_require_sni(parse_context& ctx, const line_tokens& t) {
   on_off(ctx, "require_sni", t.args()[0], &ctx.snap->require_sni);
 }
 
+void directive_ech(parse_context& ctx, const line_tokens& t) {
+  take_options(ctx, "ech", t, {}, nullptr);
+  if (!ctx.once("ech", "ech")) return;
+  if (!expect_args(ctx, t, 1, 1, "ech deny|allow")) return;
+  const std::string_view v = t.args()[0];
+  if (v == "deny") {
+    ctx.snap->ech_allow = false;
+  } else if (v == "allow") {
+    ctx.snap->ech_allow = true;
+  } else {
+    ctx.error("ech takes deny or allow, not '" + std::string(v) + "'");
+  }
+}
+
 void directive_mode(parse_context& ctx, const line_tokens& t) {
   take_options(ctx, "mode", t, {}, nullptr);
   if (!ctx.once("mode", "mode")) return;

@@ -382,27 +382,54 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   }
 
   // On a TLS port, the whole ClientHello must arrive and name the CONNECT
-  // host before a byte goes upstream. An IP-literal destination (inside
-  // allow_net) has no name to compare, so it is not inspected.
+  // host before a byte goes upstream, and so must a second one after a
+  // HelloRetryRequest (the first-flight watch). An IP-literal destination
+  // (inside allow_net) has no name to compare, so it is not inspected.
   if (snap_->is_tls_port(t.port) && !v.literal) {
     hello h = co_await read_client_hello();
-    reason bad = h.why;
     if (h.has_sni) rec.sni = h.sni;
-    if (bad == reason::none) {
-      if (!h.has_sni) {
-        if (snap_->require_sni) bad = reason::no_sni;
-      } else if (h.sni != v.host) {
-        bad = reason::sni_mismatch;
-      }
-    }
+    rec.ech = h.ech;
+    reason bad = judge_hello(h, v.host, snap_->require_sni);
+    if (bad == reason::none) bad = co_await watch_first_flight(up, h, rec);
     if (bad != reason::none) {
-      rec.decision = bad == reason::client_closed ? monitor::request_decision::allow : monitor::request_decision::deny;
+      if (is_hello_refusal(bad)) rec.decision = monitor::request_decision::deny;
       rec.reason = bad;
       finish(rec);
       co_return;
     }
   }
   hand_off(up, bandwidth(v), rec);
+}
+
+reason session::judge_hello(const hello& h, std::string_view expected, bool need_sni) const {
+  if (h.why != reason::none) return h.why;
+  // The outer SNI of an ECH hello names only the client-facing server.
+  if (h.ech && !snap_->ech_allow) return reason::ech;
+  if (!h.has_sni) return need_sni ? reason::no_sni : reason::none;
+  if (!expected.empty() && h.sni != expected) return reason::sni_mismatch;
+  return reason::none;
+}
+
+session::hello session::hello_of(const hello_result& h) {
+  hello out;
+  if (h.status == hello_status::bad_sni) {
+    out.why = reason::bad_sni;
+  } else if (h.status != hello_status::ok) {
+    out.why = reason::not_tls;
+    return out;
+  }
+  out.ech = h.ech;
+  out.size = h.wire_size;
+  if (h.has_sni) {
+    auto norm = acl::normalize_host(h.sni());
+    if (norm) {
+      out.has_sni = true;
+      out.sni = std::move(*norm);
+    } else {
+      out.why = reason::bad_sni;  // the parser's name rules are normalize_host's
+    }
+  }
+  return out;
 }
 
 awaitable<session::hello> session::read_client_hello() {
@@ -420,14 +447,7 @@ awaitable<session::hello> session::read_client_hello() {
       }
       continue;
     }
-    if (h.status != hello_status::ok) {
-      out.why = reason::not_tls;
-    } else if (h.has_sni) {
-      out.has_sni = true;
-      auto norm = acl::normalize_host(h.sni());
-      out.sni = norm ? std::move(*norm) : std::string(h.sni());
-    }
-    co_return out;
+    co_return hello_of(h);
   }
 }
 

@@ -1,0 +1,150 @@
+// The first-flight watch (session::watch_first_flight): the short phase of a
+// TLS tunnel between the judged first ClientHello and the splice relay, so
+// that every ClientHello of the handshake is judged (SPEC "TLS privacy
+// extensions") and none the server could act on is relayed unjudged.
+//
+//   1. The first ClientHello goes up; the client's next bytes wait in its
+//      socket (nothing is read from it while the server has not answered).
+//   2. The server's bytes are read until its first handshake message is
+//      known (proxy/inspect/first_flight.hpp): at most 228 bytes decide.
+//   3. Before a byte of that answer reaches the client, what the client has
+//      sent so far is taken from its socket: it was all sent before the
+//      client could see the answer, so it may hold ChangeCipherSpec, alerts
+//      and early data, never a handshake record (a second ClientHello).
+//   4. The answer goes to the client. A ServerHello (TLS 1.2, or 1.3 without
+//      retry) or anything else ends the watch: the relay takes over.
+//   5. After a HelloRetryRequest the client's second ClientHello is read
+//      whole (after any ChangeCipherSpec / early-data records) and judged
+//      like the first, and must carry the first one's SNI; only then does it
+//      go up. Bytes behind it may not hold a third.
+//
+// Cost: one read of the server (the rest of its flight is spliced), the
+// answer written from a buffer instead of spliced, one non-blocking recv on
+// the client; all of it in the session's frame and buffers, which are gone
+// once the tunnel is handed off, so an idle tunnel holds nothing more.
+// Runs on the session's worker thread, as every session member.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "acl/pattern.hpp"
+#include "proxy/inspect/client_hello.hpp"
+#include "proxy/inspect/first_flight.hpp"
+#include "proxy/session_impl.hpp"
+#include "proxy/write_now.hpp"
+
+namespace egressd::proxy {
+
+using acl::reason;
+
+namespace {
+
+// Client bytes held while the watch lasts: early data before a second
+// ClientHello, and that ClientHello. Beyond it the client waits (TCP flow
+// control); a second ClientHello that does not fit is refused.
+constexpr size_t max_held = 2 * max_client_hello;
+// One read of the server's first flight: enough for its first record's
+// verdict; the rest (certificates, ...) stays in the socket for splice.
+constexpr size_t server_read = 4096;
+
+const uint8_t* bytes_of(const beast::flat_buffer& b) { return static_cast<const uint8_t*>(b.data().data()); }
+
+}  // namespace
+
+bool session::drain_client(size_t cap) {
+  const int fd = client_.socket().native_handle();
+  while (cbuf_.size() < cap) {
+    const auto b = cbuf_.prepare(std::min<size_t>(cap - cbuf_.size(), 4096));
+    ssize_t got;
+    do {
+      got = ::recv(fd, b.data(), b.size(), MSG_DONTWAIT);
+    } while (got < 0 && errno == EINTR);
+    if (got > 0) {
+      cbuf_.commit(static_cast<size_t>(got));
+      continue;
+    }
+    // EOF: the relay sees it again and half-closes the upstream.
+    return got == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
+  }
+  return true;
+}
+
+reason session::check_held(size_t from, const hello& first) const {
+  const uint8_t* d = bytes_of(cbuf_) + from;
+  const size_t n = cbuf_.size() - from;
+  const record_scan sc = scan_client_records(d, n);
+  if (sc.what == record_scan::kind::clean) return reason::none;
+  if (sc.what == record_scan::kind::not_tls) return reason::not_tls;
+  // A handshake record the server has not asked for: refused whatever it
+  // is; the reason says what it would have done.
+  const hello h = hello_of(parse_client_hello(d + sc.at, n - sc.at));
+  if (h.why == reason::bad_sni) return reason::bad_sni;
+  if (h.why == reason::none && h.has_sni != first.has_sni) return reason::sni_mismatch;
+  if (h.why == reason::none && h.sni != first.sni) return reason::sni_mismatch;
+  return reason::not_tls;
+}
+
+awaitable<reason> session::watch_first_flight(beast::tcp_stream& up, const hello& first,
+                                              monitor::access_record& rec) {
+  error_code ec;
+  up.expires_after(snap_->timeout.header);
+  rec.bytes_up += co_await write_now(up, net::buffer(cbuf_.data().data(), first.size), ec);
+  if (ec) co_return reason::upstream_reset;
+  cbuf_.consume(first.size);
+
+  server_first answer = server_first::need_more;
+  for (;;) {
+    answer = parse_server_first(bytes_of(ubuf_), ubuf_.size());
+    if (answer != server_first::need_more) break;
+    up.expires_after(snap_->timeout.header);
+    const size_t got = co_await up.async_read_some(ubuf_.prepare(server_read), net::redirect_error(use_awaitable, ec));
+    ubuf_.commit(got);
+    if (ec == net::error::eof) break;  // the relay passes the EOF on
+    if (ec) co_return ec == beast::error::timeout ? reason::upstream_timeout : reason::upstream_reset;
+  }
+  up.expires_never();
+
+  if (!drain_client(max_held)) co_return reason::client_closed;
+  if (const reason r = check_held(0, first); r != reason::none) co_return r;
+  client_.expires_after(snap_->timeout.header);
+  rec.bytes_down += co_await write_now(client_, ubuf_.data(), ec);
+  ubuf_.consume(ubuf_.size());
+  if (ec) co_return reason::client_closed;
+  if (answer != server_first::hello_retry_request) co_return reason::none;
+
+  // After a HelloRetryRequest: the second ClientHello, whole, judged.
+  for (;;) {
+    const uint8_t* d = bytes_of(cbuf_);
+    const record_scan sc = scan_client_records(d, cbuf_.size());
+    if (sc.what == record_scan::kind::not_tls) co_return reason::not_tls;
+    if (sc.what == record_scan::kind::handshake) {
+      const hello_result r = parse_client_hello(d + sc.at, cbuf_.size() - sc.at);
+      if (r.status != hello_status::need_more) {
+        const hello second = hello_of(r);
+        rec.ech = rec.ech || second.ech;
+        // Same SNI as the first, or none as the first: a name that appears
+        // or disappears is a mismatch too.
+        reason bad = judge_hello(second, first.sni, false);
+        if (bad == reason::none && second.has_sni != first.has_sni) bad = reason::sni_mismatch;
+        if (bad != reason::none) co_return bad;
+        const size_t through = sc.at + second.size;
+        if (const reason r3 = check_held(through, first); r3 != reason::none) co_return r3;
+        up.expires_after(snap_->timeout.header);
+        rec.bytes_up += co_await write_now(up, net::buffer(d, through), ec);
+        up.expires_never();
+        if (ec) co_return reason::upstream_reset;
+        cbuf_.consume(through);
+        co_return reason::none;
+      }
+    }
+    if (cbuf_.size() >= max_held) co_return reason::not_tls;
+    client_.expires_after(snap_->timeout.header);
+    const size_t got = co_await client_.async_read_some(
+        cbuf_.prepare(std::min<size_t>(4096, max_held - cbuf_.size())), net::redirect_error(use_awaitable, ec));
+    cbuf_.commit(got);
+    if (ec) co_return reason::client_closed;  // e.g. it gave up on the retry
+  }
+}
+
+}  // namespace egressd::proxy
