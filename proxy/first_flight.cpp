@@ -18,9 +18,9 @@
 //      like the first, and must carry the first one's SNI; only then does it
 //      go up. Bytes behind it may not hold a third.
 //
-// Cost: one read of the server (the rest of its flight is spliced), the
-// answer written from a buffer instead of spliced, one non-blocking recv on
-// the client; all of it in the session's frame and buffers, which are gone
+// Cost: one read of at most 512 bytes of the server (the rest of its flight
+// is spliced), those written from a buffer instead of spliced, one
+// non-blocking peek on the client; all of it in the session's frame and buffers, which are gone
 // once the tunnel is handed off, so an idle tunnel holds nothing more.
 // Runs on the session's worker thread, as every session member.
 #include <sys/socket.h>
@@ -45,8 +45,10 @@ namespace {
 // control); a second ClientHello that does not fit is refused.
 constexpr size_t max_held = 2 * max_client_hello;
 // One read of the server's first flight: enough for its first record's
-// verdict; the rest (certificates, ...) stays in the socket for splice.
-constexpr size_t server_read = 4096;
+// verdict (at most 228 bytes decide); the rest (certificates, ...) stays in
+// the socket for splice. Small, so that the buffer is cheap: thousands of
+// tunnels may be in their watch at once.
+constexpr size_t server_read = 512;
 
 const uint8_t* bytes_of(const beast::flat_buffer& b) { return static_cast<const uint8_t*>(b.data().data()); }
 
@@ -54,6 +56,13 @@ const uint8_t* bytes_of(const beast::flat_buffer& b) { return static_cast<const 
 
 bool session::drain_client(size_t cap) {
   const int fd = client_.socket().native_handle();
+  // Usually the client has sent nothing more: find out without growing cbuf_.
+  uint8_t probe;
+  ssize_t peeked;
+  do {
+    peeked = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  } while (peeked < 0 && errno == EINTR);
+  if (peeked <= 0) return peeked == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
   while (cbuf_.size() < cap) {
     const auto b = cbuf_.prepare(std::min<size_t>(cap - cbuf_.size(), 4096));
     ssize_t got;
@@ -112,8 +121,13 @@ awaitable<reason> session::watch_first_flight(beast::tcp_stream& up, const hello
   ubuf_.consume(ubuf_.size());
   if (ec) co_return reason::client_closed;
   if (answer != server_first::hello_retry_request) co_return reason::none;
+  co_return co_await relay_second_hello(up, first, rec);
+}
 
-  // After a HelloRetryRequest: the second ClientHello, whole, judged.
+// After a HelloRetryRequest: the second ClientHello, whole, judged, then up.
+awaitable<reason> session::relay_second_hello(beast::tcp_stream& up, const hello& first,
+                                              monitor::access_record& rec) {
+  error_code ec;
   for (;;) {
     const uint8_t* d = bytes_of(cbuf_);
     const record_scan sc = scan_client_records(d, cbuf_.size());

@@ -128,6 +128,10 @@ class session {
   // in ubuf_; counts what it moved in rec. reason::none: hand off.
   awaitable<acl::reason> watch_first_flight(beast::tcp_stream& up, const hello& first,
                                             monitor::access_record& rec);
+  // Its last step: reads the second ClientHello (after ChangeCipherSpec /
+  // early-data records) into cbuf_, judges it against the first, sends it up.
+  awaitable<acl::reason> relay_second_hello(beast::tcp_stream& up, const hello& first,
+                                            monitor::access_record& rec);
   // The client's bytes the kernel already holds, into cbuf_ (up to cap),
   // without waiting. False on a socket error.
   bool drain_client(size_t cap);
