@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, _ServerBase,  # noqa: E402
+from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, TcpSink, _ServerBase,  # noqa: E402
                      base_config, clean_env, connect_from, connect_tunnel, expect_closed,
                      free_port, main, make_cert, wait_until)
 from modes_util import metric_value, scrape, wait_listening  # noqa: E402
@@ -174,8 +174,9 @@ class TlsPrivacy(EgressdTestCase):
         cls.hello_srv = cls.own(TlsScript("hello"))
         cls.hrr_srv = cls.own(TlsScript("hrr"))
         cls.slow_srv = cls.own(TlsScript("hello", delay=0.6))
+        cls.silent_srv = cls.own(TcpSink("sink"))  # reads, never answers
         cls.s_server_port = free_port()
-        ports = [cls.hello_srv.port, cls.hrr_srv.port, cls.slow_srv.port, cls.s_server_port]
+        ports = [cls.hello_srv.port, cls.hrr_srv.port, cls.slow_srv.port, cls.s_server_port, cls.silent_srv.port]
         rules = (f"allow allowed.test ports={','.join(map(str, ports))}\n"
                  f"allow other.test ports={','.join(map(str, ports))}\n")
         cls.deny_e = cls._start(rules, ports, "")
@@ -189,7 +190,8 @@ class TlsPrivacy(EgressdTestCase):
                  f"listen 127.0.0.1:{sni_hello} mode=sni port={cls.hello_srv.port}",
                  f"listen 127.0.0.1:{sni_hrr} mode=sni port={cls.hrr_srv.port}",
                  f"listen 127.0.0.1:{sni_s} mode=sni port={cls.s_server_port}"]
-        e = cls.own(Egressd(base_config(rules, tls_ports=ports, extra="\n".join(lines)), dns=cls.dns)).start()
+        e = cls.own(Egressd(base_config(rules, tls_ports=ports, timeouts={"header": "2s"}, extra="\n".join(lines)),
+                            dns=cls.dns)).start()
         wait_listening(admin, sni_hello, sni_hrr, sni_s)
         e.admin, e.sni_hello, e.sni_hrr, e.sni_s = admin, sni_hello, sni_hrr, sni_s
         return e
@@ -391,6 +393,24 @@ class TlsPrivacy(EgressdTestCase):
         finally:
             s.close()
         self.assertEqual(self.slow_srv.last()[1], ["allowed.test"])
+
+    def test_server_that_never_answers_times_out(self):
+        # The watch waits for the server's first record at most the header
+        # timeout (2 s here); the ClientHello itself did go up.
+        hello = client_hello()
+        before = self.silent_srv.snapshot()[1]
+        s, bs = self.tunnel(self.deny_e, self.silent_srv.port)
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        try:
+            s.sendall(hello)
+            self.assertEqual(expect_closed(bs, 10), b"")
+        finally:
+            s.close()
+        self.assertGreater(time.monotonic() - t0, 1.5)
+        line = self.deny_e.log_for_client(port)
+        self.assertEqual((line.get("decision"), line.get("reason")), ("allow", "upstream_timeout"), line)
+        wait_until(lambda: self.silent_srv.snapshot()[1] == before + len(hello), what="the hello at the origin")
 
     # ---- every ClientHello judged: after a HelloRetryRequest
 
