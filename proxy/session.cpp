@@ -401,56 +401,6 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   hand_off(up, bandwidth(v), rec);
 }
 
-reason session::judge_hello(const hello& h, std::string_view expected, bool need_sni) const {
-  if (h.why != reason::none) return h.why;
-  // The outer SNI of an ECH hello names only the client-facing server.
-  if (h.ech && !snap_->ech_allow) return reason::ech;
-  if (!h.has_sni) return need_sni ? reason::no_sni : reason::none;
-  if (!expected.empty() && h.sni != expected) return reason::sni_mismatch;
-  return reason::none;
-}
-
-session::hello session::hello_of(const hello_result& h) {
-  hello out;
-  if (h.status == hello_status::bad_sni) {
-    out.why = reason::bad_sni;
-  } else if (h.status != hello_status::ok) {
-    out.why = reason::not_tls;
-    return out;
-  }
-  out.ech = h.ech;
-  out.size = h.wire_size;
-  if (h.has_sni) {
-    auto norm = acl::normalize_host(h.sni());
-    if (norm) {
-      out.has_sni = true;
-      out.sni = std::move(*norm);
-    } else {
-      out.why = reason::bad_sni;  // the parser's name rules are normalize_host's
-    }
-  }
-  return out;
-}
-
-awaitable<session::hello> session::read_client_hello() {
-  hello out;
-  error_code ec;
-  for (;;) {
-    auto h = parse_client_hello(static_cast<const uint8_t*>(cbuf_.data().data()), cbuf_.size());
-    if (h.status == hello_status::need_more) {
-      client_.expires_after(snap_->timeout.header);
-      size_t n = co_await client_.async_read_some(cbuf_.prepare(2048), net::redirect_error(use_awaitable, ec));
-      cbuf_.commit(n);
-      if (ec) {
-        out.why = cbuf_.size() == 0 ? reason::client_closed : reason::not_tls;
-        co_return out;
-      }
-      continue;
-    }
-    co_return hello_of(h);
-  }
-}
-
 awaitable<dial_result> session::dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
                                             monitor::access_record& rec) {
   dial_result dr = co_await dial(w_, *snap_, v.host, v.literal ? &*v.literal : nullptr, port, up);

@@ -119,7 +119,7 @@ class session {
   // without SNI unless need_sni (no_sni), else it must equal `expected`
   // when that is given (sni_mismatch). reason::none when it passes.
   acl::reason judge_hello(const hello& h, std::string_view expected, bool need_sni) const;
-  // The first-flight watch (proxy/first_flight.cpp), between a judged first
+  // The first-flight watch (proxy/tls_check.cpp), between a judged first
   // ClientHello at the start of cbuf_ and the tunnel relay: sends it up,
   // waits for the server's first handshake record, refuses a handshake
   // record the client sent before that answer, and after a

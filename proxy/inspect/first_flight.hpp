@@ -1,7 +1,7 @@
 #pragma once
 // The first flight of a TLS handshake, as the tunnel watch sees it between
 // the client's first ClientHello and the server's answer (see
-// proxy/first_flight.cpp). Pure (no Asio), no allocation, safe on any bytes
+// proxy/tls_check.cpp). Pure (no Asio), no allocation, safe on any bytes
 // (fuzzed by tests/fuzz/inspect_first_flight_fuzz.cpp); thread-safe.
 //
 // Like parse_client_hello, every call re-parses from byte 0 and verdicts are

@@ -1,7 +1,10 @@
-// The first-flight watch (session::watch_first_flight): the short phase of a
-// TLS tunnel between the judged first ClientHello and the splice relay, so
-// that every ClientHello of the handshake is judged (SPEC "TLS privacy
-// extensions") and none the server could act on is relayed unjudged.
+// The TLS checks of a tunnel (CONNECT to a tls_port, listen mode=sni), SPEC
+// "TLS privacy extensions": reading the first ClientHello
+// (read_client_hello), the rules every ClientHello meets (judge_hello), and
+// the first-flight watch (watch_first_flight): the short phase between the
+// judged first ClientHello and the splice relay, so that every ClientHello
+// of the handshake is judged and none the server could act on is relayed
+// unjudged.
 //
 //   1. The first ClientHello goes up; the client's next bytes wait in its
 //      socket (nothing is read from it while the server has not answered).
@@ -53,6 +56,56 @@ constexpr size_t server_read = 512;
 const uint8_t* bytes_of(const beast::flat_buffer& b) { return static_cast<const uint8_t*>(b.data().data()); }
 
 }  // namespace
+
+reason session::judge_hello(const hello& h, std::string_view expected, bool need_sni) const {
+  if (h.why != reason::none) return h.why;
+  // The outer SNI of an ECH hello names only the client-facing server.
+  if (h.ech && !snap_->ech_allow) return reason::ech;
+  if (!h.has_sni) return need_sni ? reason::no_sni : reason::none;
+  if (!expected.empty() && h.sni != expected) return reason::sni_mismatch;
+  return reason::none;
+}
+
+session::hello session::hello_of(const hello_result& h) {
+  hello out;
+  if (h.status == hello_status::bad_sni) {
+    out.why = reason::bad_sni;
+  } else if (h.status != hello_status::ok) {
+    out.why = reason::not_tls;
+    return out;
+  }
+  out.ech = h.ech;
+  out.size = h.wire_size;
+  if (h.has_sni) {
+    auto norm = acl::normalize_host(h.sni());
+    if (norm) {
+      out.has_sni = true;
+      out.sni = std::move(*norm);
+    } else {
+      out.why = reason::bad_sni;  // the parser's name rules are normalize_host's
+    }
+  }
+  return out;
+}
+
+awaitable<session::hello> session::read_client_hello() {
+  hello out;
+  error_code ec;
+  for (;;) {
+    auto h = parse_client_hello(static_cast<const uint8_t*>(cbuf_.data().data()), cbuf_.size());
+    if (h.status == hello_status::need_more) {
+      client_.expires_after(snap_->timeout.header);
+      size_t n = co_await client_.async_read_some(cbuf_.prepare(2048), net::redirect_error(use_awaitable, ec));
+      cbuf_.commit(n);
+      if (ec) {
+        out.why = cbuf_.size() == 0 ? reason::client_closed : reason::not_tls;
+        co_return out;
+      }
+      continue;
+    }
+    co_return hello_of(h);
+  }
+}
 
 bool session::drain_client(size_t cap) {
   const int fd = client_.socket().native_handle();
