@@ -132,9 +132,17 @@ class session {
   // early-data records) into cbuf_, judges it against the first, sends it up.
   awaitable<acl::reason> relay_second_hello(beast::tcp_stream& up, const hello& first,
                                             monitor::access_record& rec);
+  // The watch's client side while the server has not answered.
+  struct held_watch {
+    bool running = false;
+    bool stop = false;
+    acl::reason verdict = acl::reason::none;  // set: refused, upstream closed
+    std::optional<net::steady_timer> done;    // signalled when the watcher ends
+  };
+  awaitable<void> watch_held(held_watch& hw, const hello& first, tcp::socket& upstream);
   // The client's bytes the kernel already holds, into cbuf_ (up to cap),
-  // without waiting. False on a socket error.
-  bool drain_client(size_t cap);
+  // without waiting. False on a socket error; *eof set on EOF.
+  bool drain_client(size_t cap, bool* eof = nullptr);
   // Client bytes in cbuf_ from `from` on, held before the server answered:
   // only ChangeCipherSpec, alerts and early data may be there.
   acl::reason check_held(size_t from, const hello& first) const;

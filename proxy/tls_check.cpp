@@ -6,8 +6,9 @@
 // of the handshake is judged and none the server could act on is relayed
 // unjudged.
 //
-//   1. The first ClientHello goes up; the client's next bytes wait in its
-//      socket (nothing is read from it while the server has not answered).
+//   1. The first ClientHello goes up; the client's next bytes are held, read
+//      and checked as they come by watch_held (a second ClientHello is
+//      refused at once, even if the server never answers).
 //   2. The server's bytes are read until its first handshake message is
 //      known (proxy/inspect/first_flight.hpp): at most 228 bytes decide.
 //   3. Before a byte of that answer reaches the client, what the client has
@@ -22,8 +23,8 @@
 //      go up. Bytes behind it may not hold a third.
 //
 // Cost: one read of at most 512 bytes of the server (the rest of its flight
-// is spliced), those written from a buffer instead of spliced, one
-// non-blocking peek on the client; all of it in the session's frame and buffers, which are gone
+// is spliced), those written from a buffer instead of spliced, a watcher
+// coroutine and timer for the client side (usually one peek finds nothing); all of it in the session's frame and buffers, which are gone
 // once the tunnel is handed off, so an idle tunnel holds nothing more.
 // Runs on the session's worker thread, as every session member.
 #include <sys/socket.h>
@@ -56,6 +57,29 @@ constexpr size_t server_read = 512;
 const uint8_t* bytes_of(const beast::flat_buffer& b) { return static_cast<const uint8_t*>(b.data().data()); }
 
 }  // namespace
+
+// The client's side while the server has not answered: its bytes are taken
+// as they come and checked at once, so that a second ClientHello is refused
+// even when the server is slow or silent (closing the upstream ends the
+// session's wait for it). Stops on EOF, a full buffer, or `stop`.
+awaitable<void> session::watch_held(held_watch& hw, const hello& first, tcp::socket& upstream) {
+  error_code ec;
+  for (;;) {
+    bool eof = false;
+    if (!drain_client(max_held, &eof)) {
+      hw.verdict = reason::client_closed;
+    } else {
+      hw.verdict = check_held(0, first);
+    }
+    if (hw.verdict != reason::none) {
+      upstream.close(ec);
+      co_return;
+    }
+    if (eof || cbuf_.size() >= max_held || hw.stop) co_return;
+    co_await client_.socket().async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
+    if (ec || hw.stop) co_return;
+  }
+}
 
 reason session::judge_hello(const hello& h, std::string_view expected, bool need_sni) const {
   if (h.why != reason::none) return h.why;
@@ -107,7 +131,7 @@ awaitable<session::hello> session::read_client_hello() {
   }
 }
 
-bool session::drain_client(size_t cap) {
+bool session::drain_client(size_t cap, bool* eof) {
   const int fd = client_.socket().native_handle();
   // Usually the client has sent nothing more: find out without growing cbuf_.
   uint8_t probe;
@@ -115,6 +139,7 @@ bool session::drain_client(size_t cap) {
   do {
     peeked = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   } while (peeked < 0 && errno == EINTR);
+  if (peeked == 0 && eof) *eof = true;
   if (peeked <= 0) return peeked == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
   while (cbuf_.size() < cap) {
     const auto b = cbuf_.prepare(std::min<size_t>(cap - cbuf_.size(), 4096));
@@ -127,6 +152,7 @@ bool session::drain_client(size_t cap) {
       continue;
     }
     // EOF: the relay sees it again and half-closes the upstream.
+    if (got == 0 && eof) *eof = true;
     return got == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
   }
   return true;
@@ -155,17 +181,34 @@ awaitable<reason> session::watch_first_flight(beast::tcp_stream& up, const hello
   if (ec) co_return reason::upstream_reset;
   cbuf_.consume(first.size);
 
+  held_watch hw;
+  hw.running = true;
+  hw.done.emplace(w_.io(), net::steady_timer::time_point::max());
+  net::co_spawn(w_.io(), watch_held(hw, first, up.socket()), [&hw](std::exception_ptr) {
+    hw.running = false;
+    hw.done->cancel();
+  });
   server_first answer = server_first::need_more;
+  error_code up_ec;
   for (;;) {
     answer = parse_server_first(bytes_of(ubuf_), ubuf_.size());
     if (answer != server_first::need_more) break;
     up.expires_after(snap_->timeout.header);
-    const size_t got = co_await up.async_read_some(ubuf_.prepare(server_read), net::redirect_error(use_awaitable, ec));
+    const size_t got = co_await up.async_read_some(ubuf_.prepare(server_read), net::redirect_error(use_awaitable, up_ec));
     ubuf_.commit(got);
-    if (ec == net::error::eof) break;  // the relay passes the EOF on
-    if (ec) co_return ec == beast::error::timeout ? reason::upstream_timeout : reason::upstream_reset;
+    if (up_ec) break;
   }
   up.expires_never();
+  if (hw.running) {
+    hw.stop = true;
+    error_code ignore;
+    client_.socket().cancel(ignore);
+    co_await hw.done->async_wait(net::redirect_error(use_awaitable, ignore));
+  }
+  if (hw.verdict != reason::none) co_return hw.verdict;
+  // EOF: the relay passes it on.
+  if (up_ec && up_ec != net::error::eof)
+    co_return up_ec == beast::error::timeout ? reason::upstream_timeout : reason::upstream_reset;
 
   if (!drain_client(max_held)) co_return reason::client_closed;
   if (const reason r = check_held(0, first); r != reason::none) co_return r;

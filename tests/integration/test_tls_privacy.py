@@ -380,6 +380,33 @@ class TlsPrivacy(EgressdTestCase):
         line = self.deny_e.log_for_client(port)
         self.assertEqual((line.get("decision"), line.get("reason")), ("deny", "not_tls"), line)
 
+    def test_second_hello_refused_while_server_is_silent(self):
+        # The origin never answers: a second ClientHello, at once or later,
+        # is refused when it arrives, not when the header timeout fires.
+        for gap in (0, 0.3):
+            with self.subTest(gap=gap):
+                first = client_hello("allowed.test")
+                before = self.silent_srv.snapshot()[1]
+                s, bs = self.tunnel(self.deny_e, self.silent_srv.port)
+                port = s.getsockname()[1]
+                t0 = time.monotonic()
+                try:
+                    if gap:
+                        s.sendall(first)
+                        time.sleep(gap)
+                        s.sendall(client_hello("other.test"))
+                    else:
+                        s.sendall(first + client_hello("other.test"))
+                    self.assertEqual(expect_closed(bs, 10), b"")
+                finally:
+                    s.close()
+                self.assertLess(time.monotonic() - t0, gap + 1.5, "refused only at the header timeout")
+                line = self.deny_e.log_for_client(port)
+                self.assertEqual((line.get("decision"), line.get("reason")), ("deny", "sni_mismatch"), line)
+                time.sleep(0.3)
+                self.assertEqual(self.silent_srv.snapshot()[1], before + len(first),
+                                 "more than the first ClientHello reached the origin")
+
     def test_early_data_after_hello_is_relayed(self):
         # ChangeCipherSpec and application_data (0-RTT) records may follow the
         # first ClientHello; they wait for the answer, then go up.
