@@ -144,8 +144,9 @@ class session {
   // without waiting. False on a socket error; *eof set on EOF.
   bool drain_client(size_t cap, bool* eof = nullptr);
   // Client bytes in cbuf_ from `from` on, held before the server answered:
-  // only ChangeCipherSpec, alerts and early data may be there.
-  acl::reason check_held(size_t from, const hello& first) const;
+  // only ChangeCipherSpec, alerts and early data may be there. Not final: a
+  // ClientHello still arriving is waited for (none), to name the reason.
+  acl::reason check_held(size_t from, const hello& first, bool final = true) const;
   // dial() plus, through a parent proxy, its CONNECT exchange.
   awaitable<dial_result> dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
                                      monitor::access_record& rec);

@@ -69,7 +69,7 @@ awaitable<void> session::watch_held(held_watch& hw, const hello& first, tcp::soc
     if (!drain_client(max_held, &eof)) {
       hw.verdict = reason::client_closed;
     } else {
-      hw.verdict = check_held(0, first);
+      hw.verdict = check_held(0, first, false);
     }
     if (hw.verdict != reason::none) {
       upstream.close(ec);
@@ -158,7 +158,7 @@ bool session::drain_client(size_t cap, bool* eof) {
   return true;
 }
 
-reason session::check_held(size_t from, const hello& first) const {
+reason session::check_held(size_t from, const hello& first, bool final) const {
   const uint8_t* d = bytes_of(cbuf_) + from;
   const size_t n = cbuf_.size() - from;
   const record_scan sc = scan_client_records(d, n);
@@ -166,7 +166,10 @@ reason session::check_held(size_t from, const hello& first) const {
   if (sc.what == record_scan::kind::not_tls) return reason::not_tls;
   // A handshake record the server has not asked for: refused whatever it
   // is; the reason says what it would have done.
-  const hello h = hello_of(parse_client_hello(d + sc.at, n - sc.at));
+  const hello_result r = parse_client_hello(d + sc.at, n - sc.at);
+  // Still arriving and more may come: wait for all of it, for the reason.
+  if (r.status == hello_status::need_more && !final && n < max_held) return reason::none;
+  const hello h = hello_of(r);
   if (h.why == reason::bad_sni) return reason::bad_sni;
   if (h.why == reason::none && h.has_sni != first.has_sni) return reason::sni_mismatch;
   if (h.why == reason::none && h.sni != first.sni) return reason::sni_mismatch;
@@ -207,8 +210,10 @@ awaitable<reason> session::watch_first_flight(beast::tcp_stream& up, const hello
   }
   if (hw.verdict != reason::none) co_return hw.verdict;
   // EOF: the relay passes it on.
-  if (up_ec && up_ec != net::error::eof)
+  if (up_ec && up_ec != net::error::eof) {
+    if (const reason r = check_held(0, first); r != reason::none) co_return r;  // e.g. half a second hello
     co_return up_ec == beast::error::timeout ? reason::upstream_timeout : reason::upstream_reset;
+  }
 
   if (!drain_client(max_held)) co_return reason::client_closed;
   if (const reason r = check_held(0, first); r != reason::none) co_return r;

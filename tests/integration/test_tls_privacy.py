@@ -383,20 +383,24 @@ class TlsPrivacy(EgressdTestCase):
     def test_second_hello_refused_while_server_is_silent(self):
         # The origin never answers: a second ClientHello, at once or later,
         # is refused when it arrives, not when the header timeout fires.
-        for gap in (0, 0.3):
-            with self.subTest(gap=gap):
-                first = client_hello("allowed.test")
+        for gap, split in ((0, False), (0.3, False), (0.3, True)):
+            with self.subTest(gap=gap, split=split):
+                first, second = client_hello("allowed.test"), client_hello("other.test")
                 before = self.silent_srv.snapshot()[1]
                 s, bs = self.tunnel(self.deny_e, self.silent_srv.port)
                 port = s.getsockname()[1]
                 t0 = time.monotonic()
                 try:
-                    if gap:
+                    if split:  # the second arrives in two pieces: judged whole
+                        s.sendall(first + second[:40])
+                        time.sleep(gap)
+                        s.sendall(second[40:])
+                    elif gap:
                         s.sendall(first)
                         time.sleep(gap)
-                        s.sendall(client_hello("other.test"))
+                        s.sendall(second)
                     else:
-                        s.sendall(first + client_hello("other.test"))
+                        s.sendall(first + second)
                     self.assertEqual(expect_closed(bs, 10), b"")
                 finally:
                     s.close()
@@ -406,6 +410,20 @@ class TlsPrivacy(EgressdTestCase):
                 time.sleep(0.3)
                 self.assertEqual(self.silent_srv.snapshot()[1], before + len(first),
                                  "more than the first ClientHello reached the origin")
+
+    def test_half_a_second_hello_is_refused_at_the_timeout(self):
+        first = client_hello("allowed.test")
+        before = self.silent_srv.snapshot()[1]
+        s, bs = self.tunnel(self.deny_e, self.silent_srv.port)
+        port = s.getsockname()[1]
+        try:
+            s.sendall(first + client_hello("other.test")[:40])
+            self.assertEqual(expect_closed(bs, 10), b"")
+        finally:
+            s.close()
+        line = self.deny_e.log_for_client(port)
+        self.assertEqual((line.get("decision"), line.get("reason")), ("deny", "not_tls"), line)
+        self.assertEqual(self.silent_srv.snapshot()[1], before + len(first))
 
     def test_early_data_after_hello_is_relayed(self):
         # ChangeCipherSpec and application_data (0-RTT) records may follow the
