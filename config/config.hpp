@@ -114,6 +114,7 @@ struct snapshot {
   std::vector<uint16_t> tls_ports{443};
   bool require_sni = true;
   bool reload_auto = true;              // `reload auto|signal`
+  bool ech_allow = false;  // `ech allow`: ClientHellos with ECH relayed (default deny)
   std::unique_ptr<acl::policy> policy;  // never null in a loaded snapshot
   std::vector<std::string> files;       // every file read (main + includes)
 

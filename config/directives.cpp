@@ -41,6 +41,7 @@ constexpr entry table[] = {
     {"tls_ports", directive_tls_ports},
     {"require_sni", directive_require_sni},
     {"reload", directive_reload},
+    {"ech", directive_ech},
 };
 
 }  // namespace
@@ -49,7 +50,7 @@ std::string_view suggest_directive(std::string_view word) {
   return suggest(word, {"allow", "deny", "allow_net", "listen", "admin", "dns_listen", "threads",
                         "resolver", "hosts", "state", "group", "agent", "agents", "auth", "forward",
                         "upstream_proxy", "mode", "anomaly", "access_log", "timeout", "limit", "tls_ports",
-                        "require_sni", "reload", "include"});
+                        "require_sni", "ech", "reload", "include"});
 }
 
 bool dispatch_directive(parse_context& ctx, const line_tokens& t) {

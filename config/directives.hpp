@@ -34,6 +34,7 @@ void directive_limit(parse_context& ctx, const line_tokens& t);
 void directive_tls_ports(parse_context& ctx, const line_tokens& t);
 void directive_require_sni(parse_context& ctx, const line_tokens& t);
 void directive_reload(parse_context& ctx, const line_tokens& t);
+void directive_ech(parse_context& ctx, const line_tokens& t);
 void directive_mode(parse_context& ctx, const line_tokens& t);
 void directive_anomaly(parse_context& ctx, const line_tokens& t);
 

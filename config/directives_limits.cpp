@@ -141,6 +141,20 @@ void directive_reload(parse_context& ctx, const line_tokens& t) {
     ctx.error("invalid reload '" + std::string(v) + "' (use auto: follow the files, or signal: only SIGHUP)");
 }
 
+void directive_ech(parse_context& ctx, const line_tokens& t) {
+  take_options(ctx, "ech", t, {}, nullptr);
+  if (!ctx.once("ech", "ech")) return;
+  if (!expect_args(ctx, t, 1, 1, "ech deny|allow")) return;
+  const std::string_view v = t.args()[0];
+  if (v == "deny") {
+    ctx.snap->ech_allow = false;
+  } else if (v == "allow") {
+    ctx.snap->ech_allow = true;
+  } else {
+    ctx.error("ech takes deny or allow, not '" + std::string(v) + "'");
+  }
+}
+
 void directive_mode(parse_context& ctx, const line_tokens& t) {
   take_options(ctx, "mode", t, {}, nullptr);
   if (!ctx.once("mode", "mode")) return;

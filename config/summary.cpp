@@ -128,7 +128,8 @@ std::string summary(const snapshot& s) {
   line("limits", "max_conns=" + std::to_string(s.limit.max_conns) + " header_bytes=" +
                      fmt_size(s.limit.header_bytes) + " max_clients=" + std::to_string(s.limit.max_clients));
   line("reload", s.reload_auto ? "auto (the files are watched)" : "signal (SIGHUP only)");
-  line("tls_ports", fmt_ports(s.tls_ports) + " (require_sni " + (s.require_sni ? "on" : "off") + ")");
+  line("tls_ports", fmt_ports(s.tls_ports) + " (require_sni " + (s.require_sni ? "on" : "off") +
+                        ", ech " + (s.ech_allow ? "allow" : "deny") + ")");
   const auto& a = s.anomaly;
   line("anomaly", "window=" + fmt_duration(a.window) + " unique_domains=" + std::to_string(a.unique_domains) +
                       " bytes_out=" + fmt_size(a.bytes_out) + " total_bytes_out=" +

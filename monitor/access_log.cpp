@@ -85,6 +85,7 @@ void append_record(std::string& out, const access_record& r) {
   append_int(out, r.port);
   out += ',';
   append_field(out, "sni", r.sni);
+  if (r.ech) out += "\"ech\":true,";
   append_field(out, "path", r.path);
   append_field(out, "decision", to_string(r.decision));
   append_field(out, "reason", r.reason == acl::reason::none ? "" : acl::to_string(r.reason));

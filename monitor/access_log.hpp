@@ -29,6 +29,7 @@ struct access_record {
   std::string host;
   uint16_t port = 0;
   std::string sni;
+  bool ech = false;  // the ClientHello carried ECH/ESNI (logged only when true)
   std::string path;               // without query string
   request_decision decision = request_decision::deny;
   acl::reason reason = acl::reason::none;  // logged as its SPEC code, "" for none
@@ -43,7 +44,10 @@ struct access_record {
 // One JSON object on one line (no trailing newline), keys in SPEC order:
 // ts, client, group, agent, kind, method, host, port, sni, path, decision, reason,
 // rule, status, bytes_up, bytes_down, duration_ms, upstream. Every field is
-// always present (empty strings as ""). Always valid JSON, whatever bytes the
+// always present (empty strings as ""), except "ech": true, which follows
+// "sni" only on the lines of tunnels whose ClientHello carried ECH (SPEC "TLS
+// privacy extensions"), so that every other line keeps its shape and size.
+// Always valid JSON, whatever bytes the
 // client sent (see append_json_string).
 std::string to_json(const access_record& r);
 // JSON string escaping (quotes included): '"' '\\' and control characters

@@ -111,6 +111,11 @@ metrics::metrics(unsigned workers, size_t capacity) : reg_(workers, capacity) {
                   type::counter),
       {});
   grants_ = reg_.gauge(reg_.family("egressd_grants_active", "Grants in force (POST /v1/grants).", type::gauge), {});
+  const size_t ech = reg_.family("egressd_tls_ech_total",
+                                 "Tunnels whose ClientHello carried ECH/ESNI, by the ech rule's decision.",
+                                 type::counter);
+  ech_[0] = reg_.counter(ech, {{"decision", "allow"}});
+  ech_[1] = reg_.counter(ech, {{"decision", "deny"}});
   connect_ = reg_.histogram(
       reg_.family("egressd_upstream_connect_seconds", "Time to connect to the upstream (TCP).",
                   type::histogram, false,

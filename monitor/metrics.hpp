@@ -16,6 +16,8 @@
 //   egressd_access_log_dropped_total
 //   egressd_agent_requests_total{agent,decision}   (agents from the config only)
 //   egressd_grants_active                           (grants in force)
+//   egressd_tls_ech_total{decision}                (allow | deny: ClientHellos
+//                                                   carrying ECH, by the ech rule)
 // Thread contract: as metrics_registry. Calls taking a `shard` come from the
 // worker owning that shard (worker index), or pass shared_shard() from any
 // other thread; anomaly_alert() and config_reload() may be called from any
@@ -67,6 +69,8 @@ class metrics {
   void connection_opened(unsigned shard, kind k) { reg_.add(shard, active_[static_cast<size_t>(k)], 1); }
   void connection_closed(unsigned shard, kind k) { reg_.add(shard, active_[static_cast<size_t>(k)], -1); }
   void dns_query(unsigned shard, dns_result r) { reg_.add(shard, dns_[static_cast<size_t>(r)]); }
+  // A tunnel whose ClientHello carried ECH, refused (`ech deny`) or relayed.
+  void tls_ech(unsigned shard, bool allowed) { reg_.add(shard, ech_[allowed ? 0 : 1]); }
   void upstream_connect(unsigned shard, double seconds) { reg_.observe(shard, connect_, seconds); }
   void request_duration(unsigned shard, double seconds) { reg_.observe(shard, duration_, seconds); }
 
@@ -100,6 +104,7 @@ class metrics {
   uint64_t requests_value(kind k, decision d, acl::reason r) const {
     return reg_.value(requests_[index(k, d, r)]);
   }
+  uint64_t tls_ech_value(bool allowed) const { return reg_.value(ech_[allowed ? 0 : 1]); }
 
  private:
   static constexpr size_t kinds = 5, decisions = 3, dns_results = 7;
@@ -121,6 +126,7 @@ class metrics {
   metrics_registry::counter_id dns_[dns_results];
   metrics_registry::counter_id reloads_[2];
   metrics_registry::counter_id admin_refused_;
+  metrics_registry::counter_id ech_[2];  // allow, deny
   metrics_registry::histogram_id connect_, duration_;
   metrics_registry::gauge_id grants_;
 };

@@ -17,7 +17,8 @@ namespace {
 // failed tunnels (SNI check, upstream reset).
 bool is_error(const monitor::access_record& rec, reason r) {
   if (rec.decision == monitor::request_decision::deny || rec.status >= 400) return true;
-  return r == reason::upstream_reset || r == reason::sni_mismatch || r == reason::no_sni || r == reason::not_tls;
+  return r == reason::upstream_reset || r == reason::sni_mismatch || r == reason::no_sni || r == reason::not_tls ||
+         r == reason::bad_sni || r == reason::ech;
 }
 
 }  // namespace
@@ -33,6 +34,7 @@ void record_end(worker& w, const rule_limits* limits, int rule_index, int agent_
   const unsigned shard = w.index();
   const reason r = rec.reason;
   m.request(shard, rec.kind, rec.decision, r);
+  if (rec.ech) m.tls_ech(shard, r != reason::ech);
   if (!rec.rule.empty() && limits)
     if (const auto* rt = limits->at(rule_index)) m.rule_request(shard, rt->metric);
   if (limits)

@@ -414,53 +414,23 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
   }
 
   // On a TLS port, the whole ClientHello must arrive and name the CONNECT
-  // host before a byte goes upstream. An IP-literal destination (inside
-  // allow_net) has no name to compare, so it is not inspected.
+  // host before a byte goes upstream, and so must a second one after a
+  // HelloRetryRequest (the first-flight watch). An IP-literal destination
+  // (inside allow_net) has no name to compare, so it is not inspected.
   if (snap_->is_tls_port(t.port) && !v.literal) {
     hello h = co_await read_client_hello();
-    reason bad = h.why;
     if (h.has_sni) rec.sni = h.sni;
-    if (bad == reason::none) {
-      if (!h.has_sni) {
-        if (snap_->require_sni) bad = reason::no_sni;
-      } else if (h.sni != v.host) {
-        bad = reason::sni_mismatch;
-      }
-    }
+    rec.ech = h.ech;
+    reason bad = judge_hello(h, v.host, snap_->require_sni);
+    if (bad == reason::none) bad = co_await watch_first_flight(up, h, rec);
     if (bad != reason::none) {
-      rec.decision = bad == reason::client_closed ? monitor::request_decision::allow : monitor::request_decision::deny;
+      if (is_hello_refusal(bad)) rec.decision = monitor::request_decision::deny;
       rec.reason = bad;
       finish(rec);
       co_return;
     }
   }
   hand_off(up, bandwidth(v), rec);
-}
-
-awaitable<session::hello> session::read_client_hello() {
-  hello out;
-  error_code ec;
-  for (;;) {
-    auto h = parse_client_hello(static_cast<const uint8_t*>(cbuf_.data().data()), cbuf_.size());
-    if (h.status == hello_status::need_more) {
-      client_.expires_after(snap_->timeout.header);
-      size_t n = co_await client_.async_read_some(cbuf_.prepare(2048), net::redirect_error(use_awaitable, ec));
-      cbuf_.commit(n);
-      if (ec) {
-        out.why = cbuf_.size() == 0 ? reason::client_closed : reason::not_tls;
-        co_return out;
-      }
-      continue;
-    }
-    if (h.status != hello_status::ok) {
-      out.why = reason::not_tls;
-    } else if (h.has_sni) {
-      out.has_sni = true;
-      auto norm = acl::normalize_host(h.sni());
-      out.sni = norm ? std::move(*norm) : std::string(h.sni());
-    }
-    co_return out;
-  }
 }
 
 awaitable<dial_result> session::dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,

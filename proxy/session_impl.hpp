@@ -24,6 +24,8 @@
 
 namespace egressd::proxy {
 
+struct hello_result;
+
 using request_parser = http::request_parser<http::buffer_body>;
 
 // The outcome of judging a destination (name or IP literal).
@@ -48,6 +50,14 @@ struct upstream_guard {
   ~upstream_guard() { reg.upstream = nullptr; }
   conn_entry& reg;
 };
+
+// The reasons a tunnel's ClientHello checks refuse with (decision deny);
+// the others (client_closed, upstream_*) end an allowed tunnel.
+inline bool is_hello_refusal(acl::reason r) {
+  using acl::reason;
+  return r == reason::sni_mismatch || r == reason::no_sni || r == reason::not_tls || r == reason::bad_sni ||
+         r == reason::ech;
+}
 
 // A tunnel that passed every check, handed from the session to a compact
 // coroutine for its (possibly hours-long) life: the session's frames,
@@ -135,12 +145,48 @@ class session {
   void find_group();
   void refresh_config();
   struct hello {
-    acl::reason why = acl::reason::none;  // not_tls / client_closed, else none
+    acl::reason why = acl::reason::none;  // not_tls / bad_sni / client_closed, else none
     bool has_sni = false;
-    std::string sni;  // normalised when valid
+    bool ech = false;  // an ECH/ESNI extension (why none or bad_sni)
+    std::string sni;   // normalised when valid
+    size_t size = 0;   // wire bytes of the ClientHello (why none or bad_sni)
   };
+  static hello hello_of(const hello_result& r);
   // Reads from the client into cbuf_ until a whole ClientHello is there.
   awaitable<hello> read_client_hello();
+  // SPEC "TLS privacy extensions" for one ClientHello: its framing
+  // (not_tls), server_name (bad_sni), the ech rule, then the name: none
+  // without SNI unless need_sni (no_sni), else it must equal `expected`
+  // when that is given (sni_mismatch). reason::none when it passes.
+  acl::reason judge_hello(const hello& h, std::string_view expected, bool need_sni) const;
+  // The first-flight watch (proxy/tls_check.cpp), between a judged first
+  // ClientHello at the start of cbuf_ and the tunnel relay: sends it up,
+  // waits for the server's first handshake record, refuses a handshake
+  // record the client sent before that answer, and after a
+  // HelloRetryRequest reads and judges the second ClientHello before it goes
+  // up. Leaves in cbuf_ only client bytes that may be relayed, and nothing
+  // in ubuf_; counts what it moved in rec. reason::none: hand off.
+  awaitable<acl::reason> watch_first_flight(beast::tcp_stream& up, const hello& first,
+                                            monitor::access_record& rec);
+  // Its last step: reads the second ClientHello (after ChangeCipherSpec /
+  // early-data records) into cbuf_, judges it against the first, sends it up.
+  awaitable<acl::reason> relay_second_hello(beast::tcp_stream& up, const hello& first,
+                                            monitor::access_record& rec);
+  // The watch's client side while the server has not answered.
+  struct held_watch {
+    bool running = false;
+    bool stop = false;
+    acl::reason verdict = acl::reason::none;  // set: refused, upstream closed
+    std::optional<net::steady_timer> done;    // signalled when the watcher ends
+  };
+  awaitable<void> watch_held(held_watch& hw, const hello& first, tcp::socket& upstream);
+  // The client's bytes the kernel already holds, into cbuf_ (up to cap),
+  // without waiting. False on a socket error; *eof set on EOF.
+  bool drain_client(size_t cap, bool* eof = nullptr);
+  // Client bytes in cbuf_ from `from` on, held before the server answered:
+  // only ChangeCipherSpec, alerts and early data may be there. Not final: a
+  // ClientHello still arriving is waited for (none), to name the reason.
+  acl::reason check_held(size_t from, const hello& first, bool final = true) const;
   // dial() plus, through a parent proxy, its CONNECT exchange.
   awaitable<dial_result> dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
                                      monitor::access_record& rec);

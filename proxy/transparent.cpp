@@ -49,14 +49,17 @@ awaitable<void> session::run_sni() {
   rec.port = port;
 
   hello h = co_await read_client_hello();
-  if (h.why == reason::none && !h.has_sni) h.why = reason::no_sni;  // nothing to judge: never guess
-  if (h.why != reason::none) {
-    rec.decision = h.why == reason::client_closed ? monitor::request_decision::allow : monitor::request_decision::deny;
-    rec.reason = h.why;
+  if (h.has_sni) rec.sni = h.sni;
+  rec.ech = h.ech;
+  // Without an SNI there is nothing to judge: never guess. The hello's own
+  // rules (bad_sni, ech) come before the name is judged or resolved.
+  const reason bad = judge_hello(h, {}, true);
+  if (bad != reason::none) {
+    rec.decision = bad == reason::client_closed ? monitor::request_decision::allow : monitor::request_decision::deny;
+    rec.reason = bad;
     finish(rec);
     co_return;
   }
-  rec.sni = h.sni;
   verdict v = judge(h.sni, false, port, {});
   note_verdict(v, rec);
   // An SNI is a name, never an address: IP-literal SNIs are refused outright.
@@ -83,6 +86,15 @@ awaitable<void> session::run_sni() {
     co_return;
   }
   if (v.reported == reason::none) rec.decision = monitor::request_decision::allow;
+  // Every ClientHello of the handshake is judged (a second one after a
+  // HelloRetryRequest must name the same host).
+  const reason late = co_await watch_first_flight(up, h, rec);
+  if (late != reason::none) {
+    if (is_hello_refusal(late)) rec.decision = monitor::request_decision::deny;
+    rec.reason = late;
+    finish(rec);
+    co_return;
+  }
   hand_off(up, bandwidth(v), rec);
 }
 

@@ -16,6 +16,7 @@ const char* to_string(hello_status s) {
     case hello_status::ok: return "ok";
     case hello_status::not_tls: return "not_tls";
     case hello_status::malformed: return "malformed";
+    case hello_status::bad_sni: return "bad_sni";
     case hello_status::too_large: return "too_large";
   }
   return "unknown";
@@ -47,6 +48,7 @@ class hs_stream {
   size_t offset() const { return hs_off_; }
   // True when the current record holds no handshake bytes past offset().
   bool record_exhausted() const { return pos_ == rec_end_; }
+  size_t wire_offset() const { return pos_; }
 
   // Reads n bytes (copied to out unless null) of the vector ending at end.
   bool read(uint8_t* out, size_t n, size_t end) {
@@ -125,7 +127,25 @@ class hs_stream {
 
 bool sni_char(uint8_t c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '-' || c == '_';
+         c == '-' || c == '_';
+}
+
+// A name a DNS lookup could take: labels of 1..63 bytes from sni_char,
+// separated by single dots, one trailing dot allowed, at most 253 bytes
+// without it (RFC 1035 §2.3.4). An IDN travels as its A-label (xn--...).
+bool sni_name_ok(const uint8_t* name, size_t n) {
+  if (n > 0 && name[n - 1] == '.') --n;
+  if (n == 0 || n > max_dns_name) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (name[i] == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else if (!sni_char(name[i]) || ++label > max_dns_label) {
+      return false;
+    }
+  }
+  return label != 0;
 }
 
 // End offset of a vector of `len` bytes starting at in.offset(), or false if
@@ -136,48 +156,75 @@ bool sub_end(const hs_stream& in, size_t len, size_t end, size_t& out) {
   return true;
 }
 
-// server_name extension data: ServerNameList holding exactly one host_name
-// (BoringSSL is as strict); a second entry could disagree with the first.
+// RFC 8446 §4.2 / the ECH drafts: extensions that carry an encrypted inner
+// ClientHello (or name), so the outer SNI says nothing about the real one.
+bool is_ech_extension(uint16_t type) {
+  return type == 0xfe0d                          // encrypted_client_hello (RFC 9849)
+         || (type >= 0xfe08 && type <= 0xfe0c)   // ECH drafts -08 .. -12
+         || (type >= 0xff02 && type <= 0xff0d)   // ECH / ESNI drafts' private code points
+         || type == 0xffce;                      // encrypted_server_name (ESNI drafts)
+}
+
+// server_name extension data (RFC 6066 §3): a ServerNameList holding exactly
+// one host_name. Returns ok, bad_sni (the content is malformed or ambiguous:
+// an empty extension or list, a list length that is not the rest of the
+// extension, two entries, a name type other than host_name, an empty name or
+// one no DNS lookup could take), or the stream's own error (need_more,
+// too_large). On bad_sni the stream stands somewhere inside the extension.
 hello_status parse_server_name(hs_stream& in, size_t ext_end, hello_result& r) {
+  auto left = [&] { return ext_end - in.offset(); };
   uint16_t list_len = 0;
-  if (!in.read_u16(list_len, ext_end)) return in.error();
-  if (list_len != ext_end - in.offset()) return hello_status::malformed;
   uint8_t name_type = 0;
   uint16_t name_len = 0;
+  if (left() < 2) return hello_status::bad_sni;
+  if (!in.read_u16(list_len, ext_end)) return in.error();
+  if (list_len != left() || list_len < 3) return hello_status::bad_sni;
   if (!in.read_u8(name_type, ext_end)) return in.error();
-  if (name_type != name_type_host_name) return hello_status::malformed;
+  if (name_type != name_type_host_name) return hello_status::bad_sni;
   if (!in.read_u16(name_len, ext_end)) return in.error();
-  if (name_len == 0 || name_len > max_sni_length || name_len != ext_end - in.offset())
-    return hello_status::malformed;
+  // Shorter than the list: a second entry follows (BoringSSL is as strict).
+  if (name_len == 0 || name_len > max_sni_length || name_len != left()) return hello_status::bad_sni;
   auto* dst = reinterpret_cast<uint8_t*>(r.sni_bytes.data());
   if (!in.read(dst, name_len, ext_end)) return in.error();
-  for (size_t i = 0; i < name_len; ++i)
-    if (!sni_char(dst[i])) return hello_status::malformed;
+  if (!sni_name_ok(dst, name_len)) return hello_status::bad_sni;
   r.sni_size = static_cast<uint8_t>(name_len);
   r.has_sni = true;
   return hello_status::ok;
 }
 
-// Extensions block of the ClientHello ending at `end`.
+// Extensions block of the ClientHello ending at `end`. A bad server_name is
+// remembered and skipped, so that bad_sni is only the verdict of a
+// ClientHello whose framing is sound (else it is malformed).
 hello_status parse_extensions(hs_stream& in, size_t end, hello_result& r) {
   uint16_t total = 0;
   if (!in.read_u16(total, end)) return in.error();
   if (total != end - in.offset()) return hello_status::malformed;
+  bool seen_sni = false;
+  bool bad_sni = false;
   while (in.offset() < end) {
     uint16_t type = 0;
     uint16_t len = 0;
     size_t ext_end = 0;
     if (!in.read_u16(type, end) || !in.read_u16(len, end)) return in.error();
     if (!sub_end(in, len, end, ext_end)) return hello_status::malformed;
-    if (type == ext_server_name) {
-      if (r.has_sni) return hello_status::malformed;  // duplicate extension
-      const hello_status s = parse_server_name(in, ext_end, r);
-      if (s != hello_status::ok) return s;
-    } else if (!in.skip(len, ext_end)) {
-      return in.error();
+    if (is_ech_extension(type) && !r.ech) {
+      r.ech = true;
+      r.ech_type = type;
     }
+    if (type == ext_server_name && !bad_sni) {
+      // A second server_name extension could name another host.
+      const hello_status s = seen_sni ? hello_status::bad_sni : parse_server_name(in, ext_end, r);
+      seen_sni = true;
+      if (s == hello_status::bad_sni) {
+        bad_sni = true;
+        r.has_sni = false;
+      } else if (s != hello_status::ok) {
+        return s;
+      }
+    }
+    if (!in.skip(ext_end - in.offset(), ext_end)) return in.error();
   }
-  return hello_status::ok;
+  return bad_sni ? hello_status::bad_sni : hello_status::ok;
 }
 
 hello_status parse(hs_stream& in, size_t cap, hello_result& r) {
@@ -215,14 +262,15 @@ hello_status parse(hs_stream& in, size_t cap, hello_result& r) {
   if (!in.skip(compression_len, end)) return in.error();
 
   // Pre-TLS-1.2 clients may omit the extensions block entirely.
+  hello_status verdict = hello_status::ok;
   if (in.offset() != end) {
-    const hello_status s = parse_extensions(in, end, r);
-    if (s != hello_status::ok) return s;
+    verdict = parse_extensions(in, end, r);
+    if (verdict != hello_status::ok && verdict != hello_status::bad_sni) return verdict;
   }
   // The ClientHello must be the last handshake message of its record: a
   // client sends nothing else before the server's reply.
   if (!in.record_exhausted()) return hello_status::malformed;
-  return hello_status::ok;
+  return verdict;
 }
 
 }  // namespace
@@ -235,6 +283,12 @@ hello_result parse_client_hello(const uint8_t* data, size_t size, size_t cap) {
   if (r.status != hello_status::ok) {
     r.has_sni = false;
     r.sni_size = 0;
+  }
+  if (r.status == hello_status::ok || r.status == hello_status::bad_sni) {
+    r.wire_size = static_cast<uint32_t>(in.wire_offset());
+  } else {
+    r.ech = false;
+    r.ech_type = 0;
   }
   return r;
 }

@@ -2,6 +2,9 @@
 //  - an ok SNI is 1..255 bytes of [A-Za-z0-9._-] taken, in order, from the
 //    input (a subsequence: fragmented records may split it), and non-ok
 //    results carry no SNI;
+//  - ech is reported only with ok or bad_sni, with ech_type one of the ECH
+//    family (0xfe08..0xfe0d, 0xff02..0xff0d, 0xffce);
+//  - a complete verdict's wire_size bytes alone give the same verdict;
 //  - monotonic verdicts: any prefix yields need_more or the whole's verdict
 //    and SNI; a smaller cap never turns a verdict into a different ok;
 //  - fragmentation invariance: if data[0] is odd, data[1..] is taken as a
@@ -24,7 +27,12 @@ void check(bool cond) {
 }
 
 bool same(const hello_result& a, const hello_result& b) {
-  return a.status == b.status && a.has_sni == b.has_sni && a.sni() == b.sni();
+  return a.status == b.status && a.has_sni == b.has_sni && a.sni() == b.sni() && a.ech == b.ech &&
+         a.ech_type == b.ech_type;
+}
+
+bool ech_family(uint16_t t) {
+  return (t >= 0xfe08 && t <= 0xfe0d) || (t >= 0xff02 && t <= 0xff0d) || t == 0xffce;
 }
 
 bool sni_char(char c) {
@@ -33,6 +41,15 @@ bool sni_char(char c) {
 }
 
 void check_result(const uint8_t* data, size_t size, const hello_result& r) {
+  const bool complete = r.status == hello_status::ok || r.status == hello_status::bad_sni;
+  check(r.ech == (r.ech_type != 0));
+  if (r.ech) check(complete && ech_family(r.ech_type));
+  // The hello's own bytes give the same verdict: what follows is not its.
+  if (complete) {
+    check(r.wire_size > 0 && r.wire_size <= size);
+    const hello_result own = parse_client_hello(data, r.wire_size, static_cast<size_t>(-1));
+    check(own.status == r.status && own.sni() == r.sni() && own.wire_size == r.wire_size);
+  }
   if (r.status != hello_status::ok || !r.has_sni) {
     check(!r.has_sni && r.sni().empty());
     return;

@@ -90,6 +90,11 @@ class Cli(unittest.TestCase):
         p = run(["-c", path, "--check"])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertTrue(p.stdout.strip() or p.stderr.strip(), "no summary printed")
+        self.assertIn("(require_sni on, ech deny)", p.stdout.decode())
+        path = self.write("ech.conf", GOOD.replace("{port}", str(free_port())) + "ech allow\n")
+        p = run(["-c", path, "--check"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("(require_sni on, ech allow)", p.stdout.decode())
 
     def test_unknown_directive(self):
         self.assert_config_error("listen 127.0.0.1:3128\n\nfrobnicate yes\n", 3)
@@ -116,6 +121,8 @@ class Cli(unittest.TestCase):
             "allow_net 300.0.0.0/8",
             "tls_ports 99999",
             "require_sni maybe",
+            "ech maybe",
+            "ech",
             "listen 127.0.0.1",
             "listen 127.0.0.1:3128 mode=teleport",
             "threads -3",
@@ -181,6 +188,7 @@ class Cli(unittest.TestCase):
             "limit max_conns=10000 header_bytes=64K max_clients=4096",
             "tls_ports 443,8443",
             "require_sni on",
+            "ech allow",
             "include conf.d/*.conf",
         ]) + "\n")
         p = run(["-c", path, "--check"], timeout=10)

@@ -292,6 +292,16 @@ TEST(ConfigParser, TlsPortsRequireSni) {
   EXPECT_EQ(one_error("tls_ports 443\ntls_ports 8443"), "t.conf:2: tls_ports given twice (first at t.conf:1)");
 }
 
+TEST(ConfigParser, Ech) {
+  EXPECT_FALSE(ok("threads 1")->ech_allow);  // default deny
+  EXPECT_FALSE(ok("ech deny")->ech_allow);
+  EXPECT_TRUE(ok("ech allow")->ech_allow);
+  EXPECT_EQ(one_error("ech on"), "t.conf:1: ech takes deny or allow, not 'on'");
+  EXPECT_THAT(one_error("ech"), HasSubstr("t.conf:1: "));
+  EXPECT_THAT(one_error("ech allow deny"), HasSubstr("t.conf:1: "));
+  EXPECT_EQ(one_error("ech allow\nech deny"), "t.conf:2: ech given twice (first at t.conf:1)");
+}
+
 TEST(ConfigParser, Mode) {
   EXPECT_FALSE(ok("mode enforce")->report_mode);
   EXPECT_TRUE(ok("mode report")->report_mode);

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -246,12 +247,14 @@ TEST_P(capture_test, length_fields_off_by_one_are_malformed) {
   EXPECT_EQ(mutated(l.ext_total, -1), hello_status::malformed);
   EXPECT_EQ(mutated(l.ext_total, +1), hello_status::malformed);
   if (l.sni_ext != 0) {
-    EXPECT_EQ(mutated(l.sni_ext + 2, -1), hello_status::malformed);  // extension length
+    // The extension's own length shifts every extension after it: framing.
+    EXPECT_EQ(mutated(l.sni_ext + 2, -1), hello_status::malformed);
     EXPECT_EQ(mutated(l.sni_ext + 2, +1), hello_status::malformed);
-    EXPECT_EQ(mutated(l.sni_ext + 4, -1), hello_status::malformed);  // list length
-    EXPECT_EQ(mutated(l.sni_ext + 4, +1), hello_status::malformed);
-    EXPECT_EQ(mutated(l.sni_ext + 7, -1), hello_status::malformed);  // name length
-    EXPECT_EQ(mutated(l.sni_ext + 7, +1), hello_status::malformed);
+    // Lengths inside server_name, in a hello framed soundly: bad_sni.
+    EXPECT_EQ(mutated(l.sni_ext + 4, -1), hello_status::bad_sni);  // list length
+    EXPECT_EQ(mutated(l.sni_ext + 4, +1), hello_status::bad_sni);
+    EXPECT_EQ(mutated(l.sni_ext + 7, -1), hello_status::bad_sni);  // name length
+    EXPECT_EQ(mutated(l.sni_ext + 7, +1), hello_status::bad_sni);
   }
 }
 
@@ -319,30 +322,49 @@ TEST(client_hello, built_hello_round_trips) {
 }
 
 TEST(client_hello, longest_and_too_long_names) {
-  const std::string longest(255, 'a');
-  const hello_result r = parse(records(typical(longest).build()));
-  EXPECT_EQ(r.status, hello_status::ok);
-  EXPECT_EQ(r.sni(), longest);
-  EXPECT_EQ(parse(records(typical(std::string(256, 'a')).build())).status,
-            hello_status::malformed);
-  EXPECT_EQ(parse(records(typical("").build())).status, hello_status::malformed);
-}
-
-TEST(client_hello, sni_bytes_outside_the_hostname_set_are_malformed) {
-  for (const std::string& bad : {std::string("exa mple.com"), std::string("example.com\0", 12),
-                                std::string("ex\0ample.com", 12), std::string("a/b.com"),
-                                std::string("a:443"), std::string("b\xc3\xa9.com"),
-                                std::string("a\r\nb"), std::string("*.example.com"),
-                                std::string("a%2e.com"), std::string("[::1]")}) {
-    EXPECT_EQ(parse(records(typical(bad).build())).status, hello_status::malformed)
-        << testing::PrintToString(bad);
+  // 253 bytes in labels of 63 (RFC 1035's limits), and the same with the
+  // one trailing dot a client may send.
+  const std::string l63(63, 'a');
+  const std::string longest = l63 + "." + l63 + "." + l63 + "." + std::string(61, 'b');
+  ASSERT_EQ(longest.size(), 253u);
+  for (const std::string& name : {longest, longest + ".", l63, std::string("a"), std::string("a.")}) {
+    const hello_result r = parse(records(typical(name).build()));
+    EXPECT_EQ(r.status, hello_status::ok) << name;
+    EXPECT_EQ(r.sni(), name);
+  }
+  for (const std::string& name : {longest + "c", l63 + "a", l63 + "a.example.com", std::string(255, 'a'),
+                                  std::string(256, 'a'), std::string(""), std::string("."),
+                                  std::string("a..b"), std::string(".a.b"), std::string("a.b..")}) {
+    const hello_result r = parse(records(typical(name).build()));
+    EXPECT_EQ(r.status, hello_status::bad_sni) << name;
+    EXPECT_FALSE(r.has_sni);
+    EXPECT_TRUE(r.sni().empty());
   }
 }
 
-TEST(client_hello, ambiguous_server_name_is_malformed) {
+TEST(client_hello, sni_bytes_outside_the_hostname_set_are_bad_sni) {
+  for (const std::string& bad : {std::string("exa mple.com"), std::string("example.com\0", 12),
+                                std::string("ex\0ample.com", 12), std::string("\0", 1),
+                                std::string("a/b.com"), std::string("a:443"), std::string("b\xc3\xa9.com"),
+                                std::string("a\r\nb"), std::string("*.example.com"),
+                                std::string("a%2e.com"), std::string("[::1]"), std::string("a\x7f.com"),
+                                std::string("a\xff.com")}) {
+    EXPECT_EQ(parse(records(typical(bad).build())).status, hello_status::bad_sni)
+        << testing::PrintToString(bad);
+  }
+  // An IDN travels as its A-label, which is plain LDH.
+  EXPECT_EQ(parse(records(typical("xn--bcher-kva.example").build())).status, hello_status::ok);
+}
+
+// Each malformed or ambiguous server_name, in an otherwise sound hello.
+TEST(client_hello, ambiguous_server_name_is_bad_sni) {
   hello_parts dup = typical("a.example.com");
   dup.extensions.push_back({0x0000, sni_ext("b.example.com")});
-  EXPECT_EQ(parse(records(dup.build())).status, hello_status::malformed);
+  EXPECT_EQ(parse(records(dup.build())).status, hello_status::bad_sni);
+
+  hello_parts dup_same = typical("a.example.com");  // even the same name twice
+  dup_same.extensions.push_back({0x0000, sni_ext("a.example.com")});
+  EXPECT_EQ(parse(records(dup_same.build())).status, hello_status::bad_sni);
 
   hello_parts two_names = typical();
   bytes list = sni_ext("a.example.com");
@@ -350,19 +372,117 @@ TEST(client_hello, ambiguous_server_name_is_malformed) {
   list.insert(list.end(), second.begin() + 2, second.end());
   put16(list, 0, list.size() - 2);
   two_names.extensions[1].second = list;
-  EXPECT_EQ(parse(records(two_names.build())).status, hello_status::malformed);
+  EXPECT_EQ(parse(records(two_names.build())).status, hello_status::bad_sni);
 
-  hello_parts other_type = typical();
-  other_type.extensions[1].second = sni_ext("a.example.com", 1);
-  EXPECT_EQ(parse(records(other_type.build())).status, hello_status::malformed);
+  for (uint8_t type : {1, 2, 0xff}) {
+    hello_parts other_type = typical();
+    other_type.extensions[1].second = sni_ext("a.example.com", type);
+    EXPECT_EQ(parse(records(other_type.build())).status, hello_status::bad_sni) << int(type);
+  }
 
   hello_parts empty_ext = typical();
   empty_ext.extensions[1].second = {};
-  EXPECT_EQ(parse(records(empty_ext.build())).status, hello_status::malformed);
+  EXPECT_EQ(parse(records(empty_ext.build())).status, hello_status::bad_sni);
+
+  hello_parts one_byte = typical();
+  one_byte.extensions[1].second = {0};
+  EXPECT_EQ(parse(records(one_byte.build())).status, hello_status::bad_sni);
 
   hello_parts empty_list = typical();
   empty_list.extensions[1].second = {0, 0};
-  EXPECT_EQ(parse(records(empty_list.build())).status, hello_status::malformed);
+  EXPECT_EQ(parse(records(empty_list.build())).status, hello_status::bad_sni);
+
+  hello_parts list_short = typical();  // list length 1 less than the extension holds
+  bytes ls = sni_ext("a.example.com");
+  put16(ls, 0, get16(ls, 0) - 1);
+  list_short.extensions[1].second = ls;
+  EXPECT_EQ(parse(records(list_short.build())).status, hello_status::bad_sni);
+
+  hello_parts list_long = typical();
+  bytes ll = sni_ext("a.example.com");
+  put16(ll, 0, get16(ll, 0) + 1);
+  list_long.extensions[1].second = ll;
+  EXPECT_EQ(parse(records(list_long.build())).status, hello_status::bad_sni);
+
+  hello_parts name_short = typical();  // name length 1 short: a stray byte follows
+  bytes ns = sni_ext("a.example.com");
+  put16(ns, 3, get16(ns, 3) - 1);
+  name_short.extensions[1].second = ns;
+  EXPECT_EQ(parse(records(name_short.build())).status, hello_status::bad_sni);
+
+  hello_parts name_long = typical();
+  bytes nl = sni_ext("a.example.com");
+  put16(nl, 3, get16(nl, 3) + 1);
+  name_long.extensions[1].second = nl;
+  EXPECT_EQ(parse(records(name_long.build())).status, hello_status::bad_sni);
+
+  hello_parts truncated = typical();  // list and name cut short, lengths consistent with nothing
+  truncated.extensions[1].second = {0x00, 0x10, 0x00, 0x00};
+  EXPECT_EQ(parse(records(truncated.build())).status, hello_status::bad_sni);
+}
+
+// bad_sni is the verdict of a hello that is sound otherwise: framing errors
+// after the bad name still win, and so does too_large.
+TEST(client_hello, bad_sni_only_for_an_otherwise_sound_hello) {
+  hello_parts p = typical("a..b");
+  const bytes hs = p.build();
+  EXPECT_EQ(parse(records(hs)).status, hello_status::bad_sni);
+  bytes cut(hs.begin(), hs.end() - 1);  // last extension cut
+  put16(cut, 2, get16(cut, 2) - 1);
+  EXPECT_EQ(parse(records(cut)).status, hello_status::malformed);
+  const bytes wire = records(hs);
+  EXPECT_EQ(parse(wire, wire.size() - 1).status, hello_status::too_large);
+  for (size_t n = 0; n < wire.size(); ++n)
+    ASSERT_EQ(parse_client_hello(wire.data(), n).status, hello_status::need_more) << n;
+  // A fragmented one gives the same verdict.
+  EXPECT_EQ(parse(records(hs, {20, 30, 5})).status, hello_status::bad_sni);
+}
+
+TEST(client_hello, ech_family_extensions_are_reported) {
+  const uint16_t ech_types[] = {0xfe0d, 0xffce, 0xff02, 0xff03, 0xff0a, 0xff0d, 0xfe08, 0xfe0a, 0xfe0c};
+  for (uint16_t type : ech_types) {
+    hello_parts p = typical("public.example.com");
+    p.extensions.push_back({type, bytes(40, 0x5a)});
+    p.extensions.push_back({0xfe0d, bytes(8, 1)});  // a second one: the first is named
+    const hello_result r = parse(records(p.build()));
+    EXPECT_EQ(r.status, hello_status::ok) << std::hex << type;
+    EXPECT_TRUE(r.ech) << std::hex << type;
+    EXPECT_EQ(r.ech_type, type);
+    EXPECT_EQ(r.sni(), "public.example.com");  // the outer name
+  }
+  // Neighbours of the family are ordinary extensions.
+  for (uint16_t type : {0xfe07, 0xfe0e, 0xff01, 0xff0e, 0xffcd, 0xffcf, 0xfd00, 0xff00}) {
+    hello_parts p = typical();
+    p.extensions.push_back({type, bytes(4, 0)});
+    const hello_result r = parse(records(p.build()));
+    EXPECT_EQ(r.status, hello_status::ok);
+    EXPECT_FALSE(r.ech) << std::hex << type;
+  }
+  // Empty ECH extension data still counts; reported with a bad SNI too,
+  // never with a malformed hello.
+  hello_parts empty = typical();
+  empty.extensions.insert(empty.extensions.begin(), {0xfe0d, {}});
+  EXPECT_TRUE(parse(records(empty.build())).ech);
+  hello_parts bad = typical("a..b");
+  bad.extensions.push_back({0xfe0d, bytes(3, 0)});
+  const hello_result rb = parse(records(bad.build()));
+  EXPECT_EQ(rb.status, hello_status::bad_sni);
+  EXPECT_TRUE(rb.ech);
+  bytes broken = records(bad.build());
+  broken.pop_back();
+  put16(broken, 3, get16(broken, 3) - 1);  // record and handshake lengths follow;
+  put16(broken, 7, get16(broken, 7) - 1);  // the extensions' total does not
+  const hello_result rm = parse(broken);
+  EXPECT_EQ(rm.status, hello_status::malformed);
+  EXPECT_FALSE(rm.ech);
+  // Without an SNI at all (ECH's outer hello always has one, but be sure).
+  hello_parts nosni = typical();
+  nosni.extensions.erase(nosni.extensions.begin() + 1);
+  nosni.extensions.push_back({0xffce, bytes(10, 0)});
+  const hello_result rn = parse(records(nosni.build()));
+  EXPECT_EQ(rn.status, hello_status::ok);
+  EXPECT_FALSE(rn.has_sni);
+  EXPECT_TRUE(rn.ech);
 }
 
 TEST(client_hello, body_field_rules) {
@@ -445,6 +565,12 @@ TEST(client_hello, verdicts_are_monotonic_under_mutation) {
   }
 }
 
+std::string fmt_hex(const std::string& prefix, uint16_t v) {
+  char b[8];
+  std::snprintf(b, sizeof b, "%04x", v);
+  return prefix + b;
+}
+
 // With EGRESSD_WRITE_CORPUS=DIR, writes seeds for
 // tests/fuzz/inspect_client_hello_fuzz.cpp: the captures, each as an odd
 // byte + its handshake message (the fuzzer's fragmentation mode), built
@@ -471,6 +597,16 @@ TEST(client_hello, write_seed_corpus) {
   hello_parts p = typical();
   p.with_extensions = false;
   write("built_no_extensions", records(p.build()));
+  for (uint16_t type : {0xfe0d, 0xffce, 0xff02}) {
+    hello_parts e = typical("public.example.com");
+    e.extensions.push_back({type, bytes(24, 0x5a)});
+    write(fmt_hex("built_ech_", type), records(e.build()));
+  }
+  hello_parts dup = typical("a.example.com");
+  dup.extensions.push_back({0x0000, sni_ext("b.example.com")});
+  write("built_bad_sni_two_extensions", records(dup.build()));
+  hello_parts nul = typical(std::string("a\0b.example.com", 15));
+  write("built_bad_sni_nul", records(nul.build()));
   write("http_get", bytes{'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', '/', '1', '.', '1'});
 }
 

@@ -106,6 +106,21 @@ TEST(access_log_json, exact_line) {
             R"("upstream":"104.18.1.2:443"})");
 }
 
+// "ech": true follows "sni" only when the ClientHello carried ECH.
+TEST(access_log_json, ech_key_only_when_true) {
+  access_record r = sample();
+  EXPECT_EQ(to_json(r).find("\"ech\""), std::string::npos);
+  r.ech = true;
+  const auto j = ordered_json::parse(to_json(r));
+  std::vector<std::string> keys;
+  for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+  EXPECT_THAT(keys, ::testing::ElementsAre("ts", "client", "group", "kind", "method", "host", "port",
+                                           "sni", "ech", "path", "decision", "reason", "rule", "status",
+                                           "bytes_up", "bytes_down", "duration_ms", "upstream"));
+  EXPECT_EQ(j["ech"], true);
+  EXPECT_NE(to_json(r).find(R"("sni":"api.openai.com","ech":true,"path":"")"), std::string::npos);
+}
+
 TEST(access_log_json, timestamp_is_utc_with_milliseconds) {
   std::string out;
   append_rfc3339_ms(out, sys_days{year{1970} / 1 / 1});

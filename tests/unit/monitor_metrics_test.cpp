@@ -212,6 +212,8 @@ TEST(metrics, spec_series_are_exposed) {
   EXPECT_THAT(text, HasSubstr("egressd_connections_active{kind=\"connect\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("egressd_anomaly_alerts_total{type=\"error_rate\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("egressd_config_reloads_total{result=\"error\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("egressd_tls_ech_total{decision=\"allow\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("egressd_tls_ech_total{decision=\"deny\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("egressd_upstream_connect_seconds_bucket{le=\"+Inf\"} 0\n"));
   // Sparse: nothing requested yet, so no requests_total sample.
   EXPECT_THAT(text, Not(HasSubstr("egressd_requests_total{")));
@@ -238,6 +240,9 @@ TEST(metrics, values_move_by_the_expected_amounts) {
   m.dns_query(0, metrics::dns_result::nxdomain);
   m.config_reload(true);
   m.config_reload(false);
+  m.tls_ech(0, true);
+  m.tls_ech(1, false);
+  m.tls_ech(1, false);
   m.upstream_connect(0, 0.003);
   m.request_duration(1, 42.0);
   EXPECT_EQ(m.requests_value(k::http, d::allow, acl::reason::none), 2u);
@@ -256,6 +261,9 @@ TEST(metrics, values_move_by_the_expected_amounts) {
   EXPECT_THAT(text, HasSubstr("egressd_anomaly_alerts_total{type=\"large_outbound\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("egressd_dns_queries_total{result=\"nxdomain\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("egressd_config_reloads_total{result=\"ok\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("egressd_tls_ech_total{decision=\"allow\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("egressd_tls_ech_total{decision=\"deny\"} 2\n"));
+  EXPECT_EQ(m.tls_ech_value(false), 2u);
   EXPECT_THAT(text, HasSubstr("egressd_upstream_connect_seconds_bucket{le=\"0.0025\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("egressd_upstream_connect_seconds_bucket{le=\"0.005\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("egressd_request_duration_seconds_bucket{le=\"30\"} 0\n"));
