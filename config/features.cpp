@@ -23,7 +23,7 @@ bool supported(feature f) {
     case feature::listen_http: return true;
     case feature::state_file: return false;
     case feature::state_redis: return false;
-    case feature::admin_allow: return false;
+    case feature::admin_allow: return true;
     case feature::admin_token: return false;
   }
   return false;
