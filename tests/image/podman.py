@@ -89,12 +89,14 @@ def image_size(tag):
 
 
 def network(name):
-    """An --internal network (no gateway, no route out). Returns (name, subnet)."""
+    """A dual-stack --internal network (no gateway, no route out).
+    Returns (name, IPv4 subnet, IPv6 subnet)."""
     full = PREFIX + name
-    podman("network", "create", "--internal", full)
+    podman("network", "create", "--internal", "--ipv6", full)
     _made["networks"].append(full)
     info = json.loads(podman("network", "inspect", full).stdout)[0]
-    return full, info["subnets"][0]["subnet"]
+    nets = [s["subnet"] for s in info["subnets"]]
+    return full, next(n for n in nets if ":" not in n), next(n for n in nets if ":" in n)
 
 
 class Container:
@@ -114,6 +116,9 @@ class Container:
 
     def ip(self, net):
         return self.inspect()["NetworkSettings"]["Networks"][net]["IPAddress"]
+
+    def ip6(self, net):
+        return self.inspect()["NetworkSettings"]["Networks"][net]["GlobalIPv6Address"]
 
     def running(self):
         return self.inspect("{{.State.Running}}") == "true"

@@ -71,7 +71,8 @@ S(("0.0.0.0", 8080), H).serve_forever()
 # One TCP connect: ok, refused, timeout (dropped) or unreachable.
 PROBE = r"""
 import socket, sys
-s = socket.socket(); s.settimeout(float(sys.argv[3]))
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+s.settimeout(float(sys.argv[3]))
 try:
     s.connect((sys.argv[1], int(sys.argv[2]))); print("ok")
 except ConnectionRefusedError: print("refused")
@@ -146,11 +147,12 @@ class Topology:
         return cls._made
 
     def __init__(self):
-        self.agents, self.agents_subnet = pm.network("agents")
-        self.inet, self.inet_subnet = pm.network("inet")
+        self.agents, self.agents_subnet, self.agents_subnet6 = pm.network("agents")
+        self.inet, self.inet_subnet, self.inet_subnet6 = pm.network("inet")
         self.origin = pm.Container("origin", pm.TOOLS, networks=[self.inet],
                                    cmd=["python3", "-u", "-c", ORIGIN])
         self.origin_ip = self.origin.ip(self.inet)
+        self.origin_ip6 = self.origin.ip6(self.inet)
         deadline = time.monotonic() + 20
         while probe(self.origin, "127.0.0.1", ORIGIN_PORT, 1) != "ok":
             if time.monotonic() > deadline:
@@ -186,7 +188,8 @@ class Topology:
         """The mounted /etc/egressd/egressd.conf."""
         return "\n".join([
             "listen 0.0.0.0:3128",
-            f"admin 0.0.0.0:9090 allow={self.inet_subnet}",
+            # Dual-stack: the firewall filters both families by allow=.
+            f"admin [::]:9090 allow={self.inet_subnet},{self.inet_subnet6}",
             "access_log stdout",
             "threads 2",
             "timeout connect=3s drain=15s dns=2s",
@@ -281,6 +284,7 @@ class Compose(unittest.TestCase):
 
     def test_direct_to_origin_no_route(self):
         self.assertEqual(probe(self.agent, self.t.origin_ip, ORIGIN_PORT), "unreachable")
+        self.assertEqual(probe(self.agent, self.t.origin_ip6, ORIGIN_PORT), "unreachable")
         status, _, _, p = curl(self.agent, "--noproxy", "*", "--connect-timeout", "3",
                                f"http://{self.t.origin_ip}:{ORIGIN_PORT}/direct")
         self.assertEqual(status, 0)
@@ -293,21 +297,30 @@ class Compose(unittest.TestCase):
         self.assertEqual(probe(self.agent, "egressd", 3128), "ok")
         self.assertEqual(probe(self.agent, "egressd", 9999), "timeout")  # dropped, not refused
         self.assertEqual(probe(self.agent, "egressd", 22), "timeout")
-        rules = self.e.exec("iptables", "-S", "EGRESSD-INPUT", check=True).stdout
-        self.assertTrue(rules.rstrip().endswith("-A EGRESSD-INPUT -j DROP"), rules)
-        self.assertIn("-P FORWARD DROP", self.e.exec("iptables", "-S", "FORWARD").stdout)
+        # IPv6: the proxy port is accepted (egressd listens on IPv4 only, so
+        # the kernel refuses), anything else is dropped.
+        ip6 = self.e.ip6(self.t.agents)
+        self.assertEqual(probe(self.agent, ip6, 3128), "refused")
+        self.assertEqual(probe(self.agent, ip6, 22), "timeout")
+        for ipt in ("iptables", "ip6tables"):
+            rules = self.e.exec(ipt, "-S", "EGRESSD-INPUT", check=True).stdout
+            self.assertTrue(rules.rstrip().endswith("-A EGRESSD-INPUT -j DROP"), rules)
+            self.assertIn("-P FORWARD DROP", self.e.exec(ipt, "-S", "FORWARD").stdout)
 
     def test_admin_only_from_allow_networks(self):
         # The agents cannot reach /metrics or /v1/; the "monitoring" network can.
         self.assertEqual(probe(self.agent, "egressd", 9090), "timeout")
-        status, body, _, p = curl(self.t.origin, f"http://{self.inet_ip}:9090/metrics")
-        self.assertEqual(status, 200, p.stderr)
-        self.assertIn("egressd_requests_total", body)
-        rules = self.e.exec("iptables", "-S", "EGRESSD-INPUT", check=True).stdout
-        self.assertIn(f"-A EGRESSD-INPUT -s {self.t.inet_subnet} -p tcp -m tcp --dport 9090 -j ACCEPT",
-                      rules)
-        self.assertNotIn("-A EGRESSD-INPUT -p tcp -m tcp --dport 9090 -j ACCEPT", rules)
-        self.assertIn(f"admin 9090 from {self.t.inet_subnet}", self.e.logs()[1])
+        self.assertEqual(probe(self.agent, self.e.ip6(self.t.agents), 9090), "timeout")
+        for addr in (self.inet_ip, f"[{self.e.ip6(self.t.inet)}]"):
+            with self.subTest(addr=addr):
+                status, body, _, p = curl(self.t.origin, "-g", f"http://{addr}:9090/metrics")
+                self.assertEqual(status, 200, p.stderr)
+                self.assertIn("egressd_requests_total", body)
+        for ipt, net in (("iptables", self.t.inet_subnet), ("ip6tables", self.t.inet_subnet6)):
+            rules = self.e.exec(ipt, "-S", "EGRESSD-INPUT", check=True).stdout
+            self.assertIn(f"-A EGRESSD-INPUT -s {net} -p tcp -m tcp --dport 9090 -j ACCEPT", rules)
+            self.assertEqual(rules.count("--dport 9090"), 1, rules)
+            self.assertIn(f"admin 9090 from {net}", self.e.logs()[1])
 
     def test_host_forwards(self):
         # EGRESSD_HOST_FORWARDS="8080 15432:8080": egressd:PORT is the
