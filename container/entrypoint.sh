@@ -344,14 +344,7 @@ if grep -q '^listen: ' "$CHECK_OUT" && ! open_ports | grep -qv '^admin '; then
   warn "egressd listens on loopback only: nothing outside this container can reach it" \
     "(use e.g. 'listen 0.0.0.0:3128')"
 fi
-open_ports | while read -r kind port nets; do
-  if [ "$kind" = admin ] && [ "$nets" = - ] && [ "$FIREWALL" != off ]; then
-    warn "the admin endpoint listens beyond loopback without allow=: the firewall keeps port $port" \
-      "closed to the network (loopback only). Name the networks that may scrape it, e.g." \
-      "'admin 0.0.0.0:$port allow=10.0.0.0/24' (the monitoring network)"
-  fi
-done
-
+FIREWALL_UP=0
 case $FIREWALL in
   off) say "firewall: off (EGRESSD_FIREWALL=off)" ;;
   auto | on)
@@ -363,13 +356,28 @@ case $FIREWALL in
       firewall_failed "firewall not installed: $IPTABLES-restore is not available"
     elif ! apply_family 4 "$IPTABLES"; then
       firewall_failed "firewall not installed: iptables refused the rules (no CAP_NET_ADMIN?)"
-    elif ! apply_family 6 "$IP6TABLES"; then
-      # IPv4 is filtered; a kernel without ip6tables usually has no IPv6 either.
-      firewall_failed "IPv6 firewall not installed: ip6tables refused the rules"
+    else
+      FIREWALL_UP=1
+      if ! apply_family 6 "$IP6TABLES"; then
+        # IPv4 is filtered; a kernel without ip6tables usually has no IPv6 either.
+        firewall_failed "IPv6 firewall not installed: ip6tables refused the rules"
+      fi
     fi
     ;;
   *) die "EGRESSD_FIREWALL must be auto, on or off, not '$FIREWALL'" ;;
 esac
+
+# Fail closed, and say so: an admin endpoint beyond loopback without allow=
+# got no ACCEPT rule above.
+if [ "$FIREWALL_UP" = 1 ]; then
+  open_ports | while read -r kind port nets; do
+    if [ "$kind" = admin ] && [ "$nets" = - ]; then
+      warn "the admin endpoint listens beyond loopback without allow=: the firewall keeps port" \
+        "$port closed to the network (loopback only). Name the networks that may scrape it, e.g." \
+        "'admin 0.0.0.0:$port allow=10.0.0.0/24' (the monitoring network)"
+    fi
+  done
+fi
 
 # ---- run -----------------------------------------------------------------
 

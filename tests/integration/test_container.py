@@ -796,6 +796,13 @@ exec {egressd_bin()} "$@"
             self.assertIn("--dport 3128 -j ACCEPT", rules)
             self.assertNotIn("9090", rules)
         self.assertEqual(ep.stop(), 0)
+        # Without NET_ADMIN nothing is closed: no claim that it is.
+        ep = self.entrypoint(egressd_conf="listen 0.0.0.0:3128\nadmin 0.0.0.0:9090\nhosts off\n",
+                             wrap=("setpriv", "--bounding-set=-net_admin", "--"))
+        ep.start(ports=(3128, 9090))
+        self.assertIn("firewall not installed", ep.stderr())
+        self.assertNotIn("keeps port", ep.stderr())
+        self.assertEqual(ep.stop(), 0)
 
     def test_admin_allow_both_families(self):
         ep = self.entrypoint(egressd_conf="listen 0.0.0.0:3128\nhosts off\n"
