@@ -82,8 +82,7 @@ class Compose(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.t = t = Topology.get()
-        cls.e = t.egressd("egressd", "--tmpfs", "/run/egressd:size=4m,mode=0755",
-                          conf=t.config(), forwards="8080 15432:8080")
+        cls.e = t.egressd("egressd", conf=t.config(), forwards="8080 15432:8080")
         cls.addClassCleanup(cls.e.remove)
         cls.ip = cls.e.ip(t.agents)
         cls.inet_ip = cls.e.ip(t.inet)
@@ -196,6 +195,8 @@ class Compose(unittest.TestCase):
         p = self.e.exec("sh", "-c", "echo x > /usr/local/bin/x")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("Read-only file system", p.stderr)
+        self.assertEqual(self.e.exec("mountpoint", "-q", "/run/egressd").returncode, 0,
+                         "compose's tmpfs on /run/egressd")
 
     def test_egressd_unprivileged(self):
         s = proc_status(self.e)
@@ -225,7 +226,7 @@ class FindingReadOnlyRun(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.t = t = Topology.get()
-        cls.e = t.egressd("ro", conf=t.config())
+        cls.e = t.egressd("ro", conf=t.config(), tmpfs=False)
         cls.addClassCleanup(cls.e.remove)
         cls.agent = t.agent(cls.e.ip(t.agents))
 
@@ -235,6 +236,7 @@ class FindingReadOnlyRun(unittest.TestCase):
         # tmpfs (group write dropped): root owns it, so root writes it.
         self.assertEqual(self.e.exec("stat", "-c", "%u:%g", "/run/egressd").stdout.strip(), "0:10001")
         self.assertEqual(self.e.exec("mountpoint", "-q", "/run").returncode, 0)
+        self.assertNotEqual(self.e.exec("mountpoint", "-q", "/run/egressd").returncode, 0)
         self.assertTrue(self.e.exec("test", "-f", "/run/egressd/egressd.conf").returncode == 0)
         result = {}
 

@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml  # python3-yaml (scripts/deps.sh)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import podman as pm  # noqa: E402
 
@@ -16,6 +18,45 @@ CONTAINER = pm.SOURCE / "container"
 ORIGIN_PORT = 8080
 CAPS = ["--cap-drop", "ALL", "--cap-add", "NET_ADMIN", "--cap-add", "SETUID",
         "--cap-add", "SETGID", "--cap-add", "SETPCAP"]
+
+
+def compose_service(name):
+    return yaml.safe_load((CONTAINER / "compose.yaml").read_text())["services"][name]
+
+
+def compose_value(v):
+    """"${VAR:-default}" as compose reads it with VAR unset."""
+    m = re.fullmatch(r"\$\{\w+:-(.*)\}", str(v))
+    return m.group(1) if m else str(v)
+
+
+def compose_run_args(service, env=None, hosts=None, tmpfs=True):
+    """podman run flags for what a compose service declares: read_only,
+    tmpfs, cap_drop/cap_add, security_opt, environment (env overrides),
+    extra_hosts (host-gateway replaced by hosts["host-gateway"]),
+    stop_grace_period. So the test runs what compose.yaml says."""
+    args = []
+    if service.get("read_only"):
+        args.append("--read-only")
+    for t in service.get("tmpfs", []) if tmpfs else []:
+        args += ["--tmpfs", t]
+    for c in service.get("cap_drop", []):
+        args += ["--cap-drop", c]
+    for c in service.get("cap_add", []):
+        args += ["--cap-add", c]
+    for o in service.get("security_opt", []):
+        args += ["--security-opt", o.removesuffix(":true")]
+    merged = {k: compose_value(v) for k, v in (service.get("environment") or {}).items()}
+    merged.update(env or {})
+    for k, v in merged.items():
+        args += ["-e", f"{k}={v}"]
+    for h in service.get("extra_hosts", []):
+        name, _, addr = h.partition(":")
+        args += ["--add-host", f"{name}:{(hosts or {}).get(addr, addr)}"]
+    grace = service.get("stop_grace_period")
+    if grace:
+        args += ["--stop-timeout", str(int(str(grace).rstrip("s")))]
+    return args
 
 # The origin: "origin PATH\n" for every GET; /slow answers after 3 s. Each
 # request is logged as "CLIENT_IP PATH" on stdout.
@@ -113,14 +154,12 @@ class Topology:
         self.agents_by_proxy = {}
 
     def agent(self, proxy_ip):
-        """An agent (compose's `agent` service) whose `egressd` is proxy_ip."""
+        """compose's `agent` service (its environment: HTTP_PROXY=http://egressd:3128
+        ...) on the tools image, with `egressd` naming proxy_ip."""
         if proxy_ip not in self.agents_by_proxy:
-            proxy = "http://egressd:3128"
-            env = [a for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
-                   for a in ("-e", f"{k}={proxy}")]
             self.agents_by_proxy[proxy_ip] = pm.Container(
                 f"agent{len(self.agents_by_proxy)}", pm.TOOLS, "--add-host", f"egressd:{proxy_ip}",
-                *env, "-e", "NO_PROXY=localhost,127.0.0.1", "-e", "no_proxy=localhost,127.0.0.1",
+                *compose_run_args(compose_service("agent")),
                 networks=[self.agents], cmd=["sleep", "infinity"])
         return self.agents_by_proxy[proxy_ip]
 
@@ -128,10 +167,9 @@ class Topology:
         return [tuple(line.split(" ", 1)) for line in self.origin.logs()[0].splitlines() if " " in line]
 
     def hosts(self):
-        """compose's extra_hosts, with the origin as the Docker host, plus
-        names for the address checks."""
-        return ["--add-host", f"host.docker.internal:{self.origin_ip}",
-                "--add-host", f"origin.test:{self.origin_ip}",
+        """Names for the allowlist and the address checks (compose's
+        extra_hosts come from compose_run_args)."""
+        return ["--add-host", f"origin.test:{self.origin_ip}",
                 "--add-host", "lan.test:192.168.77.7",
                 "--add-host", "metadata.test:169.254.169.254",
                 "--add-host", "self.test:127.0.0.1"]
@@ -152,14 +190,16 @@ class Topology:
             f"allow_net {self.inet_subnet} ports={ORIGIN_PORT}",
             extra]) + "\n"
 
-    def egressd(self, name, *args, conf=None, forwards=""):
-        """egressd as compose runs it: both networks, read-only root,
-        the four capabilities, no-new-privileges, extra_hosts."""
+    def egressd(self, name, *args, conf=None, forwards="", tmpfs=True):
+        """egressd as compose.yaml runs it (read_only, its tmpfs unless
+        tmpfs=False, cap_drop/cap_add, security_opt, environment,
+        extra_hosts with the origin as the Docker host), on both networks."""
         mounts = []
         if conf is not None:
             mounts = ["-v", f"{mount_file(name + '.conf', conf)}:/etc/egressd/egressd.conf:ro"]
-        c = pm.Container(name, pm.IMAGE, "--read-only", *CAPS,
-                         "--security-opt", "no-new-privileges", "-e", f"EGRESSD_HOST_FORWARDS={forwards}",
-                         *self.hosts(), *mounts, *args, networks=[self.agents, self.inet])
+        run = compose_run_args(compose_service("egressd"), env={"EGRESSD_HOST_FORWARDS": forwards},
+                               hosts={"host-gateway": self.origin_ip}, tmpfs=tmpfs)
+        c = pm.Container(name, pm.IMAGE, *run, *self.hosts(), *mounts, *args,
+                         networks=[self.agents, self.inet])
         c.wait_healthy()
         return c
