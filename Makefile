@@ -1,16 +1,22 @@
-# egressd — the two entry points are `make run` and `make test`.
+# egressd — the two entry points are `make run` and `make test`; `make test-image` tests the container image.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CONF ?= conf/egressd.conf
 CMAKE_FLAGS ?=
 
-.PHONY: run test build deps bench bench-micro bench-limits fuzz clean
+.PHONY: run test test-image build deps bench bench-micro bench-limits fuzz clean
 
 run: build
 	./$(BUILD)/egressd -c $(CONF)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# The image as users run it: builds container/Dockerfile with podman and runs
+# the compose topology on internal networks (tests/image/test_image.py).
+test-image:
+	@scripts/deps.sh --image
+	python3 tests/image/test_image.py
 
 build: deps
 	@if [ ! -f $(BUILD)/build.ninja ]; then \

@@ -60,7 +60,16 @@ std::string summary(const snapshot& s) {
   for (const auto& f : s.forwards) line("forward", f.listen.to_string() + " -> " + f.target.to_string());
   for (const auto& d : s.dns_listens)
     line("dns_listen", d.addr.to_string() + " answer=" + d.answer.to_string());
-  line("admin", s.admin ? s.admin->to_string() : "off");
+  std::string admin = s.admin ? s.admin->to_string() : "off";
+  if (s.admin && !s.admin_allow.empty()) {
+    // The container entrypoint opens the admin port to exactly these.
+    admin += " allow=";
+    for (size_t i = 0; i < s.admin_allow.size(); ++i) {
+      if (i) admin += ',';
+      admin += s.admin_allow[i].to_string();
+    }
+  }
+  line("admin", admin);
   switch (s.state.kind) {
     case state_spec::kind_t::off: line("state", "off"); break;
     case state_spec::kind_t::file: line("state", s.state.path); break;

@@ -11,7 +11,8 @@
 #    unfiltered.
 # 4. Where it may (root with CAP_NET_ADMIN), installs iptables/ip6tables
 #    INPUT rules: loopback, established, and egressd's own non-loopback ports
-#    are accepted, everything else is dropped; forwarding is refused. This is
+#    are accepted (the admin port only from its `allow=` networks, and not at
+#    all without them), everything else is dropped; forwarding is refused. This is
 #    defense in depth, not the main control: without the capability it warns
 #    and goes on.
 # 5. Drops root (uid/gid 10001, no capabilities, no_new_privs) and execs
@@ -106,11 +107,18 @@ fi
 
 # ---- the run directory -----------------------------------------------------
 
+# The entrypoint writes here as whoever it runs as: root without
+# CAP_DAC_OVERRIDE (the documented capability set) writes only where root owns
+# the directory or its group/other bits allow (the image's is root:egressd
+# 0775), uid 10001 where it owns it or through group egressd.
 mkdir -p "$RUN_DIR" 2>/dev/null || true
 if ! [ -d "$RUN_DIR" ] || ! [ -w "$RUN_DIR" ]; then
-  die "$RUN_DIR is not a writable directory: the generated config lives there while the root" \
-    "filesystem is read-only; mount a tmpfs on it (compose: tmpfs: [$RUN_DIR]; docker run" \
-    "--tmpfs $RUN_DIR; Kubernetes: an emptyDir volume)"
+  owner=$(stat -c 'owner %u:%g, mode %a' "$RUN_DIR" 2>/dev/null || echo missing)
+  die "$RUN_DIR ($owner) is not a writable directory for uid $(id -u): the generated config" \
+    "lives there while the root filesystem is read-only; mount a tmpfs on it that uid $(id -u)" \
+    "may write (compose: tmpfs: [$RUN_DIR]; docker run --tmpfs $RUN_DIR; Kubernetes: an" \
+    "emptyDir volume); root without CAP_DAC_OVERRIDE cannot write a directory another user" \
+    "owns"
 fi
 CONF=$RUN_DIR/egressd.conf
 FORWARDS_CONF=$RUN_DIR/forwards.conf
@@ -223,8 +231,11 @@ cat "$CHECK_OUT" >&2
 
 # The ports egressd listens on beyond loopback, from its own reading of the
 # config (`--check` summary: "listen: ADDR:PORT ...", "forward: ADDR:PORT ->",
-# "dns_listen: ADDR:PORT ...", "admin: ADDR:PORT|off"). One "tcp PORT" or
-# "dns PORT" per line.
+# "dns_listen: ADDR:PORT ...", "admin: ADDR:PORT [allow=CIDR,...]|off").
+# One line each: "tcp PORT", "dns PORT" (TCP and UDP), or "admin PORT
+# CIDR,..." — the admin port is opened only to its allow= networks; without
+# allow= it is "admin PORT -" and stays closed (fail closed: /metrics and /v1/
+# are not for the agents).
 open_ports() {
   awk '
     $1 == "listen:" || $1 == "forward:" || $1 == "admin:" || $1 == "dns_listen:" {
@@ -233,7 +244,13 @@ open_ports() {
       port = a; sub(/.*:/, "", port)
       host = a; sub(/:[0-9]+$/, "", host)
       if (host ~ /^127\./ || host == "[::1]" || host == "::1" || host == "localhost") next
-      print ($1 == "dns_listen:" ? "dns " : "tcp ") port
+      if ($1 == "admin:") {
+        nets = "-"
+        for (i = 3; i <= NF; i++) if ($i ~ /^allow=/) { nets = $i; sub(/^allow=/, "", nets) }
+        print "admin " port " " nets
+      } else {
+        print ($1 == "dns_listen:" ? "dns " : "tcp ") port
+      }
     }' "$CHECK_OUT" | sort -u
 }
 
@@ -252,9 +269,26 @@ ruleset() {  # $1 = 4|6, $2 = the iptables binary, stdin = open_ports output
       echo "-A $CHAIN -p ipv6-icmp --icmpv6-type $t -j ACCEPT"
     done
   fi
-  while read -r kind port; do
-    echo "-A $CHAIN -p tcp --dport $port -j ACCEPT"
-    [ "$kind" != dns ] || echo "-A $CHAIN -p udp --dport $port -j ACCEPT"
+  while read -r kind port nets; do
+    case $kind in
+      admin)
+        # Only this family's networks of allow= (an IPv6 CIDR has a colon).
+        set -f
+        for net in $(printf '%s' "$nets" | tr ',' ' '); do
+          case $net in
+            -) continue ;;
+            *:*) [ "$1" = 6 ] || continue ;;
+            *) [ "$1" = 4 ] || continue ;;
+          esac
+          echo "-A $CHAIN -p tcp -s $net --dport $port -j ACCEPT"
+        done
+        set +f
+        ;;
+      *)
+        echo "-A $CHAIN -p tcp --dport $port -j ACCEPT"
+        [ "$kind" != dns ] || echo "-A $CHAIN -p udp --dport $port -j ACCEPT"
+        ;;
+    esac
   done
   echo "-A $CHAIN -j DROP"
   if ! "$2" -w 5 -C INPUT -j "$CHAIN" >/dev/null 2>&1; then
@@ -263,14 +297,33 @@ ruleset() {  # $1 = 4|6, $2 = the iptables binary, stdin = open_ports output
   echo "COMMIT"
 }
 
+# "tcp 3128,8080 and admin 9090 from 10.0.0.0/8" for the log line: what one
+# family's rules accept.
+describe_ports() {  # $1 = 4|6, stdin = open_ports output
+  awk -v fam="$1" '
+    $1 == "admin" {
+      n = split($3, all, ","); from = ""
+      for (i = 1; i <= n; i++)
+        if (all[i] != "-" && ((fam == 6) == (all[i] ~ /:/))) from = from (from == "" ? "" : ",") all[i]
+      if (from != "") admin = admin (admin == "" ? "" : ", ") "admin " $2 " from " from
+      next
+    }
+    { tcp = tcp (tcp == "" ? "" : ",") $2 (($1 == "dns") ? "(+udp)" : "") }
+    END {
+      out = (tcp == "" ? "" : "tcp " tcp)
+      if (admin != "") out = out (out == "" ? "" : " and ") admin
+      print out
+    }'
+}
+
 # Applies one family atomically (iptables-restore: all or nothing); falls
 # back to the legacy backend where nf_tables is unavailable.
 apply_family() {  # $1 = 4|6, $2 = iptables binary; prints the error on failure
   for ipt in "$2" "$2-legacy"; do
     command -v "$ipt-restore" >/dev/null 2>&1 || continue
     if open_ports | ruleset "$1" "$ipt" | "$ipt-restore" -w 5 --noflush 2>"$RUN_DIR/iptables.err"; then
-      ports=$(open_ports | awk '{ printf "%s%s", sep, $2 (($1 == "dns") ? "(+udp)" : ""); sep = "," }')
-      say "firewall: IPv$1 INPUT accepts lo, established${ports:+ and tcp $ports}; drops the rest ($ipt)"
+      ports=$(open_ports | describe_ports "$1")
+      say "firewall: IPv$1 INPUT accepts lo, established${ports:+, $ports}; drops the rest ($ipt)"
       return 0
     fi
   done
@@ -287,11 +340,11 @@ firewall_failed() {
     "them, or set EGRESSD_FIREWALL=off where a NetworkPolicy does this job."
 }
 
-if grep -q '^listen: ' "$CHECK_OUT" && [ -z "$(open_ports)" ]; then
+if grep -q '^listen: ' "$CHECK_OUT" && ! open_ports | grep -qv '^admin '; then
   warn "egressd listens on loopback only: nothing outside this container can reach it" \
     "(use e.g. 'listen 0.0.0.0:3128')"
 fi
-
+FIREWALL_UP=0
 case $FIREWALL in
   off) say "firewall: off (EGRESSD_FIREWALL=off)" ;;
   auto | on)
@@ -303,13 +356,28 @@ case $FIREWALL in
       firewall_failed "firewall not installed: $IPTABLES-restore is not available"
     elif ! apply_family 4 "$IPTABLES"; then
       firewall_failed "firewall not installed: iptables refused the rules (no CAP_NET_ADMIN?)"
-    elif ! apply_family 6 "$IP6TABLES"; then
-      # IPv4 is filtered; a kernel without ip6tables usually has no IPv6 either.
-      firewall_failed "IPv6 firewall not installed: ip6tables refused the rules"
+    else
+      FIREWALL_UP=1
+      if ! apply_family 6 "$IP6TABLES"; then
+        # IPv4 is filtered; a kernel without ip6tables usually has no IPv6 either.
+        firewall_failed "IPv6 firewall not installed: ip6tables refused the rules"
+      fi
     fi
     ;;
   *) die "EGRESSD_FIREWALL must be auto, on or off, not '$FIREWALL'" ;;
 esac
+
+# Fail closed, and say so: an admin endpoint beyond loopback without allow=
+# got no ACCEPT rule above.
+if [ "$FIREWALL_UP" = 1 ]; then
+  open_ports | while read -r kind port nets; do
+    if [ "$kind" = admin ] && [ "$nets" = - ]; then
+      warn "the admin endpoint listens beyond loopback without allow=: the firewall keeps port" \
+        "$port closed to the network (loopback only). Name the networks that may scrape it, e.g." \
+        "'admin 0.0.0.0:$port allow=10.0.0.0/24' (the monitoring network)"
+    fi
+  done
+fi
 
 # ---- run -----------------------------------------------------------------
 

@@ -19,6 +19,12 @@ fi
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf trafficserver)
 fi
+if [ "${1:-}" = "--image" ]; then
+  # make test-image: rootful podman with runc, debootstrap for the base
+  # images, kubectl for `kubectl kustomize container/k8s` (any kubectl will do).
+  pkgs+=(podman runc debootstrap)
+  command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
