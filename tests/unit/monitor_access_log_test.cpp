@@ -114,7 +114,7 @@ TEST(access_log_json, ech_key_only_when_true) {
   const auto j = ordered_json::parse(to_json(r));
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
-  EXPECT_THAT(keys, ::testing::ElementsAre("ts", "client", "group", "kind", "method", "host", "port",
+  EXPECT_THAT(keys, ::testing::ElementsAre("ts", "client", "group", "agent", "kind", "method", "host", "port",
                                            "sni", "ech", "path", "decision", "reason", "rule", "status",
                                            "bytes_up", "bytes_down", "duration_ms", "upstream"));
   EXPECT_EQ(j["ech"], true);
