@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 import zipfile
 
@@ -31,6 +32,7 @@ from harness import (BufferedSocket, DnsServer, Egressd, EgressdTestCase, HttpOr
                      request_head, source_bindable, wait_until)
 from limits_util import retry_after_ok, scrape  # noqa: E402
 from modes_util import sighup_and_wait  # noqa: E402
+from test_grants import api  # noqa: E402
 
 BUILD_TOKEN = "tok-build7-6f1e0c2d9a"
 REVIEW_TOKEN = "tok-review-83b2aa17c4"
@@ -119,7 +121,7 @@ class Agents(EgressdTestCase):
             cls.git_head = run("git", "-C", work, "rev-parse", "HEAD").stdout.decode().strip()
         cls.static = StaticOrigin(root)
         cls.own(cls.static)
-        for n in ("model.test", "pypi.test", "everyone.test", "rate.test", "git.test"):
+        for n in ("model.test", "pypi.test", "everyone.test", "rate.test", "git.test", "granted.test"):
             cls.dns.add(n, a=["127.0.0.1"])
         O, T, S = cls.origin.port, cls.tls.port, cls.static.port
         cls.O, cls.T, cls.S = O, T, S
@@ -406,6 +408,35 @@ request(url, { dispatcher: agent }).then(async (r) => {
         self.assertEqual(self.get("model.test", basic("build-7", BUILD_TOKEN), source=src).status, 200)
 
     # ---- policy by agent
+
+    def test_grant_for_one_agent(self):
+        """A grant scoped to an agent (SPEC "Grants at run time") allows that agent
+        only, by its credentials; the denial feed names the agent that asked."""
+        r = self.get("granted.test", basic("reviewer", REVIEW_TOKEN), "/echo/g0")
+        assert_denied(self, r, 403, "not_allowed", "granted.test")
+        status, _, denials = api(self.admin_port, "GET", "/v1/denials")
+        self.assertEqual(status, 200)
+        self.assertTrue(any(d.get("agent") == "reviewer" and d["host"] == "granted.test" for d in denials),
+                        denials)
+        status, _, g = api(self.admin_port, "POST", "/v1/grants",
+                           {"pattern": "granted.test", "ports": [self.O], "agent": "reviewer", "ttl": "5m"})
+        self.assertEqual(status, 201, g)
+        try:
+            wait_ok = lambda: self.get("granted.test", basic("reviewer", REVIEW_TOKEN), "/echo/g1").status == 200  # noqa
+            deadline = time.monotonic() + 1.5
+            while not wait_ok():
+                self.assertLess(time.monotonic(), deadline, "the grant took more than 1 s")
+                time.sleep(0.05)
+            rec = self.e.wait_log(lambda x: x.get("path") == "/echo/g1" and x["status"] == 200)
+            self.assertEqual((rec["agent"], rec["rule"], rec["decision"]), ("reviewer", f"grant:{g['id']}", "allow"))
+            # Another agent, and the address without credentials, are still denied.
+            assert_denied(self, self.get("granted.test", basic("build-7", BUILD_TOKEN), "/echo/g2"), 403,
+                          "not_allowed", "granted.test")
+            self.assert_407(self.get("granted.test", None, "/echo/g3"), "auth_required")
+        finally:
+            self.assertEqual(api(self.admin_port, "DELETE", f"/v1/grants/{g['id']}")[0], 204)
+        assert_denied(self, self.get("granted.test", basic("reviewer", REVIEW_TOKEN), "/echo/g4"), 403,
+                      "not_allowed", "granted.test")
 
     def test_agent_scoped_rule(self):
         r = self.get("model.test", basic("reviewer", REVIEW_TOKEN), "/echo/rv")
