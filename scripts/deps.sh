@@ -12,6 +12,9 @@ pkgs=(
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(squid tinyproxy haproxy nginx-light wrk linux-perf)
 fi
+if [ "${1:-}" = "--fuzz" ]; then  # make fuzz: clang 14 and its libFuzzer/ASan runtimes
+  pkgs+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
