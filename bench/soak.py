@@ -95,7 +95,7 @@ class Soak:
         self.echo = TcpSink("echo")
         self.admin_port = free_port()
         if self.args.egressd:
-            os.environ["EGRESSD_BIN"] = self.args.egressd
+            os.environ["EGRESSD_BIN"] = os.path.abspath(self.args.egressd)  # egressd runs in its temp dir
         self.e = Egressd(base_config(self.rules(0)), dns=self.dns)
         self.e.start()
         self.pid = self.e.proc.pid

@@ -25,6 +25,9 @@ if [ "${1:-}" = "--image" ]; then
   pkgs+=(podman runc debootstrap)
   command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 fi
+if [ "${1:-}" = "--fuzz" ]; then  # make fuzz: clang 14 and its libFuzzer/ASan runtimes
+  pkgs+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -368,6 +368,11 @@ class AlertsBounded(EgressdTestCase):
             r = proxy_get(self.e.port, f"http://a.test:{self.origin.port}/upload", method="POST",
                          body=b"xy", source=s)
             self.assertEqual(r.status, 200)
+            # The alert is raised when egressd ends the request, which may be
+            # after the client has its response and sent the next one (from
+            # another worker): wait for it, so the order of the alerts is the
+            # order of the clients, not a race (lost under ASan).
+            self.e.log_for_client(r.client_port)
         m = wait_metrics(self.admin_port,
                          lambda m: m.get("egressd_anomaly_alerts_total", type="large_outbound") >= self.N,
                          what=f"{self.N} alerts counted")

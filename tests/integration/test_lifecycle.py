@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, TcpSink,  # noqa: E402
-                     base_config, clean_env, connect_proxy, connect_tunnel, egressd_bin,
+                     SLOW, base_config, clean_env, connect_proxy, connect_tunnel, egressd_bin,
                      expect_closed, free_port, http_request, main, port_listening, wait_until)
 
 
@@ -54,7 +54,11 @@ class Lifecycle(unittest.TestCase):
         e.stop(timeout=10, sig=signal.SIGINT)
 
     def test_sigterm_drains_open_tunnel_then_exits_0(self):
-        e = self.start(drain="2s")
+        # The drain must outlast the wait for the listener to close plus the
+        # echo below: 2 s, longer in a sanitizer build (SLOW), where a loaded
+        # machine took the whole 2 s before "during" went through.
+        drain = 2.0 * SLOW
+        e = self.start(drain=f"{drain:g}s")
         s, bs = self.open_tunnel(e)
         try:
             t0 = time.monotonic()
@@ -64,11 +68,11 @@ class Lifecycle(unittest.TestCase):
             # the open tunnel keeps working while draining
             s.sendall(b"during")
             self.assertEqual(bs.read_exact(6), b"during")
-            rc = e.proc.wait(10)
+            rc = e.proc.wait(10 * SLOW)
             elapsed = time.monotonic() - t0
             self.assertEqual(rc, 0, e.stderr())
-            self.assertGreaterEqual(elapsed, 1.5, "exited before the drain timeout with a tunnel open")
-            self.assertLess(elapsed, 2.0 + 4.0, "drain took far longer than timeout drain=2s")
+            self.assertGreaterEqual(elapsed, drain - 0.5, "exited before the drain timeout with a tunnel open")
+            self.assertLess(elapsed, drain + 4.0, f"drain took far longer than timeout drain={drain:g}s")
             expect_closed(bs, 5)  # the tunnel is closed at the end of the drain
         finally:
             s.close()

@@ -53,7 +53,8 @@ TEST(ConfigRules, AllowOptions) {
   EXPECT_EQ(r.limits.bandwidth_bps, 10u << 20);
   EXPECT_EQ(r.group, "dev");
 
-  const auto& r2 = only_rule(ok("allow x.com rate=10/s burst=50"));
+  const auto s2 = ok("allow x.com rate=10/s burst=50");  // r2 refers into it
+  const auto& r2 = only_rule(s2);
   ASSERT_TRUE(r2.limits.rate);
   EXPECT_EQ(r2.limits.rate->burst, 50u);
   EXPECT_FALSE(r2.limits.rate->per_client);

@@ -4,6 +4,7 @@
 // case).
 #include <malloc.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -204,7 +205,17 @@ TEST_F(relay_tunnel, upstream_reset_with_bytes_in_the_pipe) {
   // leaves bytes in the pipe, which must be closed rather than pooled.
   std::thread client([&] { send_stream(c.peer.get(), 10, 256 << 20, /*shut=*/false); });
   std::thread upstream([&] {
-    std::this_thread::sleep_for(300ms);
+    // Reset once the relay is stuck: what the upstream has queued stopped
+    // growing (its buffers are full, so the pipe behind them is too). A fixed
+    // 300 ms was not enough under TSan, where the pipe was still empty.
+    int last = -1;
+    for (int i = 0, same = 0; i < 400 && same < 6; ++i) {
+      std::this_thread::sleep_for(50ms);
+      int queued = 0;
+      ::ioctl(u.peer.get(), FIONREAD, &queued);
+      same = queued > 0 && queued == last ? same + 1 : 0;
+      last = queued;
+    }
     u.peer.reset_hard();
   });
   run();
