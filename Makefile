@@ -51,10 +51,11 @@ ASAN_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_s
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitize/tsan.supp
 # The unit tests with threads of their own: limiters shared by workers,
 # per-worker metrics shards read by the scraper, the access-log writer
-# thread, the relay's workers.
-TSAN_TESTS ?= acl_token_bucket_test acl_concurrency_limiter_test acl_bandwidth_limiter_test \
+# thread, the agent table, the relay's workers (those of them that exist).
+TSAN_TESTS ?= $(filter $(notdir $(basename $(wildcard tests/unit/*_test.cpp))), \
+  acl_token_bucket_test acl_concurrency_limiter_test acl_bandwidth_limiter_test acl_agents_test \
   monitor_metrics_test monitor_access_log_test monitor_anomaly_detector_test \
-  relay_tunnel_test relay_scale_test
+  relay_tunnel_test relay_scale_test)
 
 test-sanitize: test-asan test-tsan
 
