@@ -185,6 +185,7 @@ api_response admin_api::grants(const api_request& r, std::string_view rest, cloc
     switch (grants_.add(*g, now, &why)) {
       case state::grant_store::result::ok: return json_answer(201, state::to_json(*g, persisted));
       case state::grant_store::result::full: return error(409, why);
+      case state::grant_store::result::unavailable: return error(503, why);
       default: return error(500, why);
     }
   }
@@ -203,6 +204,7 @@ api_response admin_api::grants(const api_request& r, std::string_view rest, cloc
       return out;
     }
     case state::grant_store::result::unknown: return error(404, why);
+    case state::grant_store::result::unavailable: return error(503, why);
     default: return error(500, why);
   }
 }

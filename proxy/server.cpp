@@ -78,6 +78,11 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_, s->shared_.get());
   s->denials_ = std::make_unique<state::denial_feed>(n);
   s->grants_ = grants ? std::move(grants) : std::make_unique<state::grant_store>();
+  if (s->shared_) {  // Redis holds the grant set: changes go there first
+    state::redis_state* r = s->shared_.get();
+    s->grants_->set_shared({[r](const state::grant& g, size_t max_live) { return r->put_grant(g, max_live); },
+                            [r](const std::string& id) { return r->erase_grant(id); }});
+  }
   try {
     for (unsigned i = 0; i < n; ++i)
       s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->limits_, s->log_.get()));
@@ -149,6 +154,21 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     auto local = s->admin_->local();
     s->note_own(local.address(), local.port());
   }
+  // The shared grant set, read back by the state thread, replaces this
+  // replica's on the thread that owns the store: the admin thread, or, with
+  // no admin endpoint, the state thread itself (then its only user).
+  if (s->shared_) {
+    server* self = s.get();
+    s->shared_->set_grant_sink([self](int64_t version, std::vector<state::grant> set, bool restart) {
+      if (self->admin_) {
+        self->admin_->post([self, version, set = std::move(set), restart]() mutable {
+          self->grants_->replace_all(version, std::move(set), restart, state::clock::now());
+        });
+      } else {
+        self->grants_->replace_all(version, std::move(set), restart, state::clock::now());
+      }
+    });
+  }
   // The self check: every address of the machine, kept current.
   s->self_watch_ = address_watch::start(
       s->own_addrs_, s->own_ports_,
@@ -178,6 +198,7 @@ monitor::anomaly_thresholds server::thresholds(const config::anomaly_settings& a
 }
 
 server::~server() {
+  if (shared_) shared_->set_grant_sink(nullptr);  // no more grant sets for the store or the admin thread
   self_watch_.reset();  // no more posts to the workers
   for (auto& w : workers_) w->stop_and_join();
   dns_.clear();

@@ -79,6 +79,45 @@ for i = 2, #r, 2 do r[i] = tostring(tonumber(r[i]) - now) end
 return r
 )";
 
+// Grants: KEYS = egressd:grants (id -> JSON), egressd:grants:expiry (id
+// scored by its end, Unix ms), egressd:grants:version (INCR on each change).
+// Both writes first forget the grants past their end (Redis' clock).
+#define EGRESSD_GRANTS_PRUNE                                                   \
+  "local t = redis.call('TIME')\n"                                              \
+  "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"     \
+  "for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do\n" \
+  "  redis.call('HDEL', KEYS[1], id)\n"                                         \
+  "end\n"                                                                       \
+  "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+
+// ARGV: id, JSON, end (Unix ms), the bound on live grants.
+const char* grant_put_script = EGRESSD_GRANTS_PRUNE R"(
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -2 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -3 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return redis.call('INCR', KEYS[3])
+)";
+
+// ARGV: id. 0 when no live grant has it.
+const char* grant_erase_script = EGRESSD_GRANTS_PRUNE R"(
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if n == 0 then return 0 end
+return redis.call('INCR', KEYS[3])
+)";
+
+// ARGV: the version seen last. {version} when unchanged, else
+// {version, id, JSON, id, JSON, ...}.
+const char* grants_poll_script = R"(
+local v = redis.call('GET', KEYS[3]) or '0'
+if v == ARGV[1] then return {v} end
+local r = redis.call('HGETALL', KEYS[1])
+table.insert(r, 1, v)
+return r
+)";
+
+const std::vector<std::string> grant_keys{"egressd:grants", "egressd:grants:expiry", "egressd:grants:version"};
+
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -214,7 +253,9 @@ bool redis_state::try_connect(int64_t now_ms) {
     beat_sha_ = link_->load(beat_script);
     block_sha_ = link_->load(block_script);
     poll_sha_ = link_->load(poll_script);
-    ok = link_->connected() && !take_sha_.empty() && !beat_sha_.empty() && !block_sha_.empty() && !poll_sha_.empty();
+    grants_sha_ = link_->load(grants_poll_script);
+    ok = link_->connected() && !take_sha_.empty() && !beat_sha_.empty() && !block_sha_.empty() && !poll_sha_.empty() &&
+         !grants_sha_.empty();
     if (!ok) err = "SCRIPT LOAD failed (is this Redis 6.2 or later, with Lua?)";
   }
   if (!ok) {
@@ -223,6 +264,8 @@ bool redis_state::try_connect(int64_t now_ms) {
     return false;
   }
   backoff_ms_ = 100;
+  grants_seen_.clear();  // Redis may have restarted empty: read the set again
+  grants_fresh_ = true;
   heartbeat();
   if (!link_->connected()) {
     went_down("connection lost", now_ms);
@@ -244,7 +287,8 @@ void redis_state::went_down(const std::string& why, int64_t now_ms) {
   registry_->set(up_gauge_, 0);
   std::fprintf(stderr,
                "egressd: shared state %s is unreachable (%s): rate limits fall back to this replica's share "
-               "(1/%u), blocks stay until their end; reconnecting with back-off\n",
+               "(1/%u), blocks stay until their end, grants in force until their expiry (no new ones: 503); "
+               "reconnecting with back-off\n",
                name_.c_str(), why.c_str(), replicas());
   std::fflush(stderr);
   reported_ = true;
@@ -346,6 +390,7 @@ void redis_state::cycle(int64_t now_ms) {
     if (link_->connected() && now_ms - last_poll_ms_ >= poll_ms) {
       last_poll_ms_ = now_ms;
       sync_blocks();
+      if (link_->connected()) sync_grants();
     }
     if (!link_->connected()) went_down("connection lost", now_ms);
     return;
@@ -364,6 +409,65 @@ void redis_state::cycle(int64_t now_ms) {
     for (auto& b : h.local_blocks())
       if (outage_blocks_.size() < 1024) outage_blocks_.push_back({std::move(b.client), now_ms + b.remaining_ms});
   }
+}
+
+void redis_state::set_grant_sink(grant_sink sink) {
+  std::lock_guard<std::mutex> lk(sink_mu_);
+  grant_sink_ = std::move(sink);
+}
+
+void redis_state::sync_grants() {
+  std::lock_guard<std::mutex> lk(sink_mu_);
+  const grant_sink& sink = grant_sink_;
+  if (!sink) return;  // keep grants_seen_: the first sink gets the whole set
+  auto r = link_->eval(grants_sha_, grants_poll_script, grant_keys, {grants_seen_.empty() ? "-" : grants_seen_});
+  if (!r.ok || r.items.empty() || r.items[0] == grants_seen_) return;
+  int64_t version = 0;
+  try {
+    version = std::stoll(r.items[0]);
+  } catch (...) {
+    return;
+  }
+  std::vector<grant> set;
+  for (size_t i = 1; i + 1 < r.items.size(); i += 2) {
+    auto j = nlohmann::json::parse(r.items[i + 1], nullptr, false);
+    std::string why;
+    auto g = j.is_discarded() ? std::nullopt : grant_from_file_json(j, &why);
+    if (g && g->id == r.items[i]) set.push_back(std::move(*g));  // anything else is not ours: ignored
+  }
+  grants_seen_ = r.items[0];
+  const bool fresh = grants_fresh_;
+  grants_fresh_ = false;
+  sink(version, std::move(set), fresh);
+}
+
+bool redis_state::control_ready() {
+  if (!up()) return false;
+  if (!control_) control_ = std::make_unique<redis_link>();
+  if (control_->connected()) return true;
+  std::string err;
+  return control_->connect(spec_.host, spec_.port, spec_.db, password_, io_timeout_ms, &err);
+}
+
+int64_t redis_state::put_grant(const grant& g, size_t max_live) {
+  std::lock_guard<std::mutex> lk(control_mu_);
+  if (!control_ready()) return -1;
+  const auto end_ms = std::chrono::duration_cast<std::chrono::milliseconds>(g.expires.time_since_epoch()).count();
+  const std::vector<std::string> args{g.id, to_file_json(g).dump(), std::to_string(end_ms), std::to_string(max_live)};
+  auto r = control_->eval_text(grant_put_script, grant_keys, args);
+  // A link that went stale while idle (Redis restarted): once more, afresh.
+  if (!r.ok && !control_->connected() && control_ready()) r = control_->eval_text(grant_put_script, grant_keys, args);
+  if (!r.ok) control_->close();
+  return r.ok ? r.integer : -1;
+}
+
+int64_t redis_state::erase_grant(const std::string& id) {
+  std::lock_guard<std::mutex> lk(control_mu_);
+  if (!control_ready()) return -1;
+  auto r = control_->eval_text(grant_erase_script, grant_keys, {id});
+  if (!r.ok && !control_->connected() && control_ready()) r = control_->eval_text(grant_erase_script, grant_keys, {id});
+  if (!r.ok) control_->close();
+  return r.ok ? r.integer : -1;
 }
 
 }  // namespace egressd::state

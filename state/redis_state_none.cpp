@@ -26,5 +26,8 @@ std::shared_ptr<rate_lease_table> redis_state::lease_table(const std::string& ke
 }
 
 void redis_state::set_hooks(hooks) {}
+void redis_state::set_grant_sink(grant_sink) {}
+int64_t redis_state::put_grant(const grant&, size_t) { return -1; }
+int64_t redis_state::erase_grant(const std::string&) { return -1; }
 
 }  // namespace egressd::state
