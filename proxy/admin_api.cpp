@@ -224,8 +224,11 @@ api_response admin_api::denials(const api_request& r, std::string_view query) co
     since = value ? state::parse_time(*value) : std::nullopt;
     if (!since) return error(400, "since must be an RFC 3339 time such as 2026-12-03T12:00:00Z");
   }
+  std::optional<std::vector<state::denial_feed::group>> groups;
+  if (shared_denials_) groups = shared_denials_(since);  // the fleet's, when Redis answers
+  if (!groups) groups = denials_.read(since);
   json list = json::array();
-  for (const auto& g : denials_.read(since)) {
+  for (const auto& g : *groups) {
     list.push_back(json{{"agent", g.agent},
                         {"client", g.client},
                         {"host", g.host},

@@ -145,6 +145,10 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     s->api_ = std::make_unique<admin_api>(*s->grants_, *s->denials_);
     // Without token_file, /v1/ answers only on a loopback admin address.
     s->api_->set_access(admin_token, ep.address().is_loopback());
+    if (s->shared_) {
+      state::redis_state* r = s->shared_.get();
+      s->api_->set_shared_denials([r](std::optional<state::clock::time_point> since) { return r->read_denials(since); });
+    }
     admin_server::handlers h{[self] { return self->metrics_->render(); },
                              [self] { return self->detector_->recent_alerts_json(); },
                              [self] { return self->ready_.load(); },
@@ -154,6 +158,8 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     auto local = s->admin_->local();
     s->note_own(local.address(), local.port());
   }
+  // Each replica's denials join the fleet's feed (pushed every second).
+  if (s->shared_) s->shared_->set_denial_source([d = s->denials_.get()] { return d->take_changes(); });
   // The shared grant set, read back by the state thread, replaces this
   // replica's on the thread that owns the store: the admin thread, or, with
   // no admin endpoint, the state thread itself (then its only user).
@@ -198,7 +204,10 @@ monitor::anomaly_thresholds server::thresholds(const config::anomaly_settings& a
 }
 
 server::~server() {
-  if (shared_) shared_->set_grant_sink(nullptr);  // no more grant sets for the store or the admin thread
+  if (shared_) {
+    shared_->set_grant_sink(nullptr);  // no more grant sets for the store or the admin thread
+    shared_->set_denial_source(nullptr);
+  }
   self_watch_.reset();  // no more posts to the workers
   for (auto& w : workers_) w->stop_and_join();
   dns_.clear();

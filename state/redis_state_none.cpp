@@ -29,5 +29,9 @@ void redis_state::set_hooks(hooks) {}
 void redis_state::set_grant_sink(grant_sink) {}
 int64_t redis_state::put_grant(const grant&, size_t) { return -1; }
 int64_t redis_state::erase_grant(const std::string&) { return -1; }
+void redis_state::set_denial_source(std::function<std::vector<denial_feed::group>()>) {}
+std::optional<std::vector<denial_feed::group>> redis_state::read_denials(std::optional<denial_feed::clock::time_point>) {
+  return std::nullopt;
+}
 
 }  // namespace egressd::state

@@ -89,7 +89,7 @@ class FleetRedis(EgressdTestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns = cls.own(DnsServer())
-        for n in ("rate.test", "free.test", "granted.test", "short.test", "later.test"):
+        for n in ("rate.test", "free.test", "granted.test", "short.test", "later.test", "feed.test", "local.test"):
             cls.dns.add(n, a=["127.0.0.1"])
         cls.origin = cls.own(HttpOrigin())
         cls.O = cls.origin.port
@@ -356,6 +356,56 @@ class FleetRedis(EgressdTestCase):
         self.wait_status(b, later, 200, 1.5, "the grant made after the outage on replica b")
         a.stop()
         b.stop()
+
+    def test_denial_feed_is_shared(self):
+        rules = f"allow free.test ports={self.O}\n"
+        a, b = self.replica(rules), self.replica(rules)
+        url = f"http://feed.test:{self.O}/echo/d"
+        for _ in range(3):
+            self.assertEqual(proxy_get(a.port, url, source="127.0.0.11").status, 403)
+        for _ in range(2):
+            self.assertEqual(proxy_get(b.port, url, source="127.0.0.11").status, 403)
+
+        def fleet_group(e):
+            status, _, groups = api(e.admin_port, "GET", "/v1/denials")
+            self.assertEqual(status, 200, groups)
+            mine = [g for g in groups if g["host"] == "feed.test"]
+            return mine[0] if mine and mine[0]["count"] == 5 else None
+        t0 = time.monotonic()
+        wait_until(lambda: fleet_group(a) and fleet_group(b), 3, interval=0.1,
+                   what="both replicas' GET /v1/denials to show the fleet's 5 denials")
+        print(f"\nfleet denial feed merged after {time.monotonic() - t0:.2f}s", file=sys.stderr)
+        g = fleet_group(b)
+        self.assertEqual((g["client"], g["agent"], g["port"], g["reason"]), ("127.0.0.11", "", self.O, "not_allowed"))
+        self.assertLessEqual(g["first"], g["last"])
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+        self.assertEqual(api(b.admin_port, "GET", f"/v1/denials?since={later}")[2], [])
+        self.assertEqual(self.redis.cli("-n", "3", "ZCARD", "egressd:denials"), "1")
+        # Redis away: each replica answers from its own feed.
+        self.redis.stop()
+        wait_until(lambda: self.metric(b, "egressd_state_up") == 0, 5, what="egressd_state_up 0")
+        status, _, groups = api(b.admin_port, "GET", "/v1/denials")
+        self.assertEqual(status, 200)
+        self.assertEqual([x["count"] for x in groups if x["host"] == "feed.test"], [2])
+        a.stop()
+        b.stop()
+
+    def test_fleet_denial_feed_is_bounded(self):
+        a = self.replica(f"allow free.test ports={self.O}\n")
+        first = f"http://feed.test:{self.O}/echo/first"
+        self.assertEqual(proxy_get(a.port, first).status, 403)
+        time.sleep(1.2)  # pushed: the oldest group
+        for i in range(1005):  # names egressd denies before resolving them
+            self.assertEqual(proxy_get(a.port, f"http://n{i}.bound.test:{self.O}/").status, 403)
+        wait_until(lambda: len(api(a.admin_port, "GET", "/v1/denials")[2]) == 1000
+                   and self.redis.cli("-n", "3", "ZCARD", "egressd:denials") == "1000", 5, interval=0.2,
+                   what="the fleet feed at its bound of 1,000 groups")
+        hosts = {g["host"] for g in api(a.admin_port, "GET", "/v1/denials")[2]}
+        self.assertNotIn("feed.test", hosts)  # the least recently denied went first
+        self.assertIn("n1004.bound.test", hosts)
+        keys = self.redis.cli("-n", "3", "KEYS", "egressd:denial:*").splitlines()
+        self.assertEqual(len(keys), 1000)
+        a.stop()
 
 
 if __name__ == "__main__":

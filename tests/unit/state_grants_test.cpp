@@ -415,3 +415,25 @@ TEST(DenialFeed, BoundedOldestDropped) {
 }
 
 }  // namespace
+
+TEST(DenialFeed, TakeChangesHandsOutEachDenialOnce) {
+  denial_feed f(2);
+  const auto now = denial_feed::clock::now();
+  f.record(0, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now);
+  f.record(0, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now + 1s);
+  f.record(1, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now + 2s);
+  f.record(1, "bot", "10.0.0.2", "b.test", 80, acl::reason::port, now);
+  auto c = f.take_changes();
+  uint64_t total = 0;
+  for (const auto& g : c) total += g.count;
+  EXPECT_EQ(c.size(), 3u);  // one per shard and key
+  EXPECT_EQ(total, 4u);
+  EXPECT_TRUE(f.take_changes().empty());
+  f.record(0, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now + 3s);
+  c = f.take_changes();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].count, 1u);
+  EXPECT_EQ(c[0].last, now + 3s);
+  // The feed itself still counts everything.
+  EXPECT_EQ(f.read(std::nullopt).front().count, 4u);
+}
