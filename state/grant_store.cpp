@@ -152,6 +152,7 @@ void grant_store::replace_all(int64_t version, std::vector<grant> set, bool rest
   shared_version_ = version;
   std::erase_if(set, [&](const grant& x) { return x.expires <= now; });
   std::stable_sort(set.begin(), set.end(), [](const grant& a, const grant& b) { return a.created < b.created; });
+  if (set.size() > max_grants) set.resize(max_grants);  // written past the bound by someone else: the oldest
   grants_ = std::move(set);
   publish();
 }

@@ -111,6 +111,7 @@ class redis_state {
   void refill_from_redis(const std::vector<std::shared_ptr<rate_lease>>& leases);
   static void refill_locally(rate_lease& l, unsigned replicas, double seconds);
   void sync_blocks();
+  bool load_feed_scripts();  // redis_feeds.cpp: the grants' and denials' scripts
   void sync_grants();
   void push_denials();
   bool control_ready();  // control_mu_ held
@@ -118,6 +119,7 @@ class redis_state {
   // used since the last cycle or owing credit (all of them when all = true).
   std::vector<std::shared_ptr<rate_lease>> leases_snapshot(bool all_clients);
 
+  static constexpr int io_timeout_ms = 500;  // every blocking Redis call, both connections
   config::state_spec spec_;
   std::string name_;      // redis://host:port/db, for messages
   std::string password_;

@@ -1,4 +1,4 @@
-// Built instead of redis_state.cpp and redis_link.cpp when CMake finds no
+// Built instead of redis_state.cpp, redis_feeds.cpp and redis_link.cpp when CMake finds no
 // hiredis (libhiredis-dev): `state redis://` is then refused by the config
 // parser ("not supported yet by this build"), and this is never reached.
 #include "state/redis_link.hpp"
