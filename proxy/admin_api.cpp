@@ -185,6 +185,7 @@ api_response admin_api::grants(const api_request& r, std::string_view rest, cloc
     switch (grants_.add(*g, now, &why)) {
       case state::grant_store::result::ok: return json_answer(201, state::to_json(*g, persisted));
       case state::grant_store::result::full: return error(409, why);
+      case state::grant_store::result::unavailable: return error(503, why);
       default: return error(500, why);
     }
   }
@@ -203,6 +204,7 @@ api_response admin_api::grants(const api_request& r, std::string_view rest, cloc
       return out;
     }
     case state::grant_store::result::unknown: return error(404, why);
+    case state::grant_store::result::unavailable: return error(503, why);
     default: return error(500, why);
   }
 }
@@ -222,8 +224,11 @@ api_response admin_api::denials(const api_request& r, std::string_view query) co
     since = value ? state::parse_time(*value) : std::nullopt;
     if (!since) return error(400, "since must be an RFC 3339 time such as 2026-12-03T12:00:00Z");
   }
+  std::optional<std::vector<state::denial_feed::group>> groups;
+  if (shared_denials_) groups = shared_denials_(since);  // the fleet's, when Redis answers
+  if (!groups) groups = denials_.read(since);
   json list = json::array();
-  for (const auto& g : denials_.read(since)) {
+  for (const auto& g : *groups) {
     list.push_back(json{{"agent", g.agent},
                         {"client", g.client},
                         {"host", g.host},

@@ -8,6 +8,8 @@
 // Every answer is JSON; an error is one line {"error": "what is wrong"}.
 
 #include <chrono>
+#include <functional>
+#include <vector>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,12 +60,19 @@ class admin_api {
 
   static api_response error(int status, std::string_view message);
 
+  // `state redis://`: the fleet's denial feed, nullopt when it cannot be
+  // read now (GET /v1/denials then answers from this replica's own).
+  using shared_denials = std::function<std::optional<std::vector<state::denial_feed::group>>(
+      std::optional<state::clock::time_point> since)>;
+  void set_shared_denials(shared_denials f) { shared_denials_ = std::move(f); }
+
  private:
   api_response grants(const api_request& r, std::string_view rest, state::clock::time_point now);
   api_response denials(const api_request& r, std::string_view query) const;
 
   state::grant_store& grants_;
   const state::denial_feed& denials_;
+  shared_denials shared_denials_;
   bool token_set_ = false;
   unsigned char token_digest_[32] = {};
   bool loopback_ = false;

@@ -78,6 +78,11 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
   s->limits_ = rule_limits::build(*snap, nullptr, *s->metrics_, s->shared_.get());
   s->denials_ = std::make_unique<state::denial_feed>(n);
   s->grants_ = grants ? std::move(grants) : std::make_unique<state::grant_store>();
+  if (s->shared_) {  // Redis holds the grant set: changes go there first
+    state::redis_state* r = s->shared_.get();
+    s->grants_->set_shared({[r](const state::grant& g, size_t max_live) { return r->put_grant(g, max_live); },
+                            [r](const std::string& id) { return r->erase_grant(id); }});
+  }
   try {
     for (unsigned i = 0; i < n; ++i)
       s->workers_.push_back(std::make_unique<worker>(*s, i, snap, s->limits_, s->log_.get()));
@@ -140,6 +145,10 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     s->api_ = std::make_unique<admin_api>(*s->grants_, *s->denials_);
     // Without token_file, /v1/ answers only on a loopback admin address.
     s->api_->set_access(admin_token, ep.address().is_loopback());
+    if (s->shared_) {
+      state::redis_state* r = s->shared_.get();
+      s->api_->set_shared_denials([r](std::optional<state::clock::time_point> since) { return r->read_denials(since); });
+    }
     admin_server::handlers h{[self] { return self->metrics_->render(); },
                              [self] { return self->detector_->recent_alerts_json(); },
                              [self] { return self->ready_.load(); },
@@ -148,6 +157,23 @@ std::unique_ptr<server> server::start(std::shared_ptr<const config::snapshot> sn
     if (!s->admin_) return nullptr;
     auto local = s->admin_->local();
     s->note_own(local.address(), local.port());
+  }
+  // Each replica's denials join the fleet's feed (pushed every second).
+  if (s->shared_) s->shared_->set_denial_source([d = s->denials_.get()] { return d->take_changes(); });
+  // The shared grant set, read back by the state thread, replaces this
+  // replica's on the thread that owns the store: the admin thread, or, with
+  // no admin endpoint, the state thread itself (then its only user).
+  if (s->shared_) {
+    server* self = s.get();
+    s->shared_->set_grant_sink([self](int64_t version, std::vector<state::grant> set, bool restart) {
+      if (self->admin_) {
+        self->admin_->post([self, version, set = std::move(set), restart]() mutable {
+          self->grants_->replace_all(version, std::move(set), restart, state::clock::now());
+        });
+      } else {
+        self->grants_->replace_all(version, std::move(set), restart, state::clock::now());
+      }
+    });
   }
   // The self check: every address of the machine, kept current.
   s->self_watch_ = address_watch::start(
@@ -178,6 +204,10 @@ monitor::anomaly_thresholds server::thresholds(const config::anomaly_settings& a
 }
 
 server::~server() {
+  if (shared_) {
+    shared_->set_grant_sink(nullptr);  // no more grant sets for the store or the admin thread
+    shared_->set_denial_source(nullptr);
+  }
   self_watch_.reset();  // no more posts to the workers
   for (auto& w : workers_) w->stop_and_join();
   dns_.clear();

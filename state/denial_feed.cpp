@@ -31,6 +31,7 @@ struct denial_feed::shard {
   struct entry {
     std::string key;
     group g;
+    uint64_t taken = 0;  // g.count already handed to take_changes()
   };
   mutable std::mutex mu;
   std::list<entry> order;  // most recently denied first
@@ -61,8 +62,8 @@ void denial_feed::record(unsigned shard_index, std::string_view agent, std::stri
     s.index.erase(std::string_view(s.order.back().key));
     s.order.pop_back();
   }
-  s.order.push_front(shard::entry{s.scratch, group{std::string(agent), std::string(client), std::string(host), port,
-                                                   why, 1, now, now}});
+  s.order.push_front(shard::entry{
+      s.scratch, group{std::string(agent), std::string(client), std::string(host), port, why, 1, now, now}, 0});
   s.index.emplace(std::string_view(s.order.front().key), s.order.begin());
 }
 
@@ -91,6 +92,20 @@ std::vector<denial_feed::group> denial_feed::read(std::optional<clock::time_poin
     return std::tie(a.agent, a.client, a.host, a.port) < std::tie(b.agent, b.client, b.host, b.port);
   });
   if (out.size() > max_groups) out.resize(max_groups);
+  return out;
+}
+
+std::vector<denial_feed::group> denial_feed::take_changes() {
+  std::vector<group> out;
+  for (const auto& sp : shards_) {
+    std::lock_guard lock(sp->mu);
+    for (auto& e : sp->order) {  // most recently denied first: stop at the first one unchanged
+      if (e.g.count == e.taken) break;
+      out.push_back(e.g);
+      out.back().count = e.g.count - e.taken;
+      e.taken = e.g.count;
+    }
+  }
   return out;
 }
 

@@ -47,6 +47,12 @@ class denial_feed {
   // recently denied first, at most max_groups.
   std::vector<group> read(std::optional<clock::time_point> since) const;
 
+  // Any thread (the state thread, `state redis://`): every group denied
+  // since the last call, one per shard and key, with `count` the denials
+  // since then (first/last as recorded). A group dropped from a full shard
+  // before it was taken loses its untaken count.
+  std::vector<group> take_changes();
+
  private:
   struct shard;
   std::vector<std::unique_ptr<shard>> shards_;

@@ -5,6 +5,11 @@
 // endpoint's), and the only thing that crosses threads is the published
 // view (shared_ptr<const grant_view>, handed to the publish callback, which
 // posts it to every worker).
+//
+// With a shared backend (`state redis://`) Redis holds the set: add/remove
+// change it there first (unavailable, and nothing changed, while it cannot
+// be reached) and replace_all() installs the set read back from it; between
+// the two, versions keep a stale read from undoing a newer change.
 
 #include <functional>
 #include <memory>
@@ -32,10 +37,23 @@ class grant_store {
   // Called with the current view now and after every change.
   void set_publisher(publisher p);
 
-  bool persisted() const { return !path_.empty(); }
+  // The shared set (Redis). Versions are those of the shared set, > 0 after
+  // a change; put: -1 unreachable, -2 full, -3 id taken; erase: -1
+  // unreachable, 0 no such live grant.
+  struct shared_backend {
+    std::function<int64_t(const grant&, size_t max_live)> put;
+    std::function<int64_t(const std::string& id)> erase;
+  };
+  void set_shared(shared_backend b) { shared_ = std::move(b); }
+  // The set as the shared backend holds it at `version`; ignored when older
+  // than a change made here already, unless `restart` (a new connection:
+  // Redis may have started over).
+  void replace_all(int64_t version, std::vector<grant> set, bool restart, clock::time_point now);
+
+  bool persisted() const { return !path_.empty() || shared_.put != nullptr; }
   const std::string& path() const { return path_; }
 
-  enum class result { ok, unknown, full, not_saved };
+  enum class result { ok, unknown, full, not_saved, unavailable };
   // Names the grant (a fresh random id) and adds it, written to the file
   // first: not_saved (and nothing added) when the file cannot be written;
   // full past max_grants. *error says what went wrong.
@@ -54,10 +72,14 @@ class grant_store {
 
  private:
   bool save(std::string* error) const;
+  result add_shared(grant& g, clock::time_point now, std::string* error);
+  result remove_shared(std::string_view id, clock::time_point now, std::string* error);
   void publish();
 
   std::string path_;
   std::vector<grant> grants_;  // oldest first
+  shared_backend shared_;
+  int64_t shared_version_ = 0;  // the newest version of the shared set known here
   std::shared_ptr<const grant_view> view_;
   publisher publish_;
 };

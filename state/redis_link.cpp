@@ -139,4 +139,12 @@ redis_link::reply redis_link::eval(const std::string& sha, const std::string& sc
   return r;
 }
 
+redis_link::reply redis_link::eval_text(const std::string& script, const std::vector<std::string>& keys,
+                                        const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"EVAL", script, std::to_string(keys.size())};
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return command(argv);
+}
+
 }  // namespace egressd::state

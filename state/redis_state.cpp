@@ -16,7 +16,6 @@
 namespace egressd::state {
 namespace {
 
-constexpr int io_timeout_ms = 500;
 constexpr int64_t cycle_ms = 20;
 constexpr int64_t beat_ms = 1000;
 constexpr int64_t replica_ttl_ms = 5000;
@@ -214,7 +213,8 @@ bool redis_state::try_connect(int64_t now_ms) {
     beat_sha_ = link_->load(beat_script);
     block_sha_ = link_->load(block_script);
     poll_sha_ = link_->load(poll_script);
-    ok = link_->connected() && !take_sha_.empty() && !beat_sha_.empty() && !block_sha_.empty() && !poll_sha_.empty();
+    ok = link_->connected() && !take_sha_.empty() && !beat_sha_.empty() && !block_sha_.empty() && !poll_sha_.empty() &&
+         load_feed_scripts();
     if (!ok) err = "SCRIPT LOAD failed (is this Redis 6.2 or later, with Lua?)";
   }
   if (!ok) {
@@ -223,6 +223,8 @@ bool redis_state::try_connect(int64_t now_ms) {
     return false;
   }
   backoff_ms_ = 100;
+  grants_seen_.clear();  // Redis may have restarted empty: read the set again
+  grants_fresh_ = true;
   heartbeat();
   if (!link_->connected()) {
     went_down("connection lost", now_ms);
@@ -244,7 +246,8 @@ void redis_state::went_down(const std::string& why, int64_t now_ms) {
   registry_->set(up_gauge_, 0);
   std::fprintf(stderr,
                "egressd: shared state %s is unreachable (%s): rate limits fall back to this replica's share "
-               "(1/%u), blocks stay until their end; reconnecting with back-off\n",
+               "(1/%u), blocks stay until their end, grants in force until their expiry (no new ones: 503); "
+               "reconnecting with back-off\n",
                name_.c_str(), why.c_str(), replicas());
   std::fflush(stderr);
   reported_ = true;
@@ -346,6 +349,11 @@ void redis_state::cycle(int64_t now_ms) {
     if (link_->connected() && now_ms - last_poll_ms_ >= poll_ms) {
       last_poll_ms_ = now_ms;
       sync_blocks();
+      if (link_->connected()) sync_grants();
+    }
+    if (link_->connected() && now_ms - last_denials_ms_ >= beat_ms) {
+      last_denials_ms_ = now_ms;
+      push_denials();
     }
     if (!link_->connected()) went_down("connection lost", now_ms);
     return;

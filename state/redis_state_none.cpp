@@ -1,4 +1,4 @@
-// Built instead of redis_state.cpp and redis_link.cpp when CMake finds no
+// Built instead of redis_state.cpp, redis_feeds.cpp and redis_link.cpp when CMake finds no
 // hiredis (libhiredis-dev): `state redis://` is then refused by the config
 // parser ("not supported yet by this build"), and this is never reached.
 #include "state/redis_link.hpp"
@@ -26,5 +26,12 @@ std::shared_ptr<rate_lease_table> redis_state::lease_table(const std::string& ke
 }
 
 void redis_state::set_hooks(hooks) {}
+void redis_state::set_grant_sink(grant_sink) {}
+int64_t redis_state::put_grant(const grant&, size_t) { return -1; }
+int64_t redis_state::erase_grant(const std::string&) { return -1; }
+void redis_state::set_denial_source(std::function<std::vector<denial_feed::group>()>) {}
+std::optional<std::vector<denial_feed::group>> redis_state::read_denials(std::optional<denial_feed::clock::time_point>) {
+  return std::nullopt;
+}
 
 }  // namespace egressd::state

@@ -2,7 +2,8 @@
 """`state redis://` through the real binary and a real redis-server the test
 starts and stops on loopback (SPEC "State shared by a fleet"): two egressd
 processes sharing it hold one `rate=` limit for the fleet (within 5 %), an
-anomaly block raised by one is honoured by the other, and when Redis goes
+anomaly block raised by one is honoured by the other, a grant made on one
+is in force on the other within 1 s (and its revocation likewise), and when Redis goes
 away egressd_state_up is 0, one stderr line says so, each replica admits at
 most its share of the limit, and when Redis is back the state is up again."""
 
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DnsServer, Egressd, EgressdTestCase, HttpOrigin, base_config, free_port,  # noqa: E402
                      main, proxy_get, wait_until)
 from modes_util import metric_value, scrape, wait_listening  # noqa: E402
+from test_grants import api, assert_one_line_error  # noqa: E402
 
 REDIS = shutil.which("redis-server")
 
@@ -87,7 +89,7 @@ class FleetRedis(EgressdTestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns = cls.own(DnsServer())
-        for n in ("rate.test", "free.test"):
+        for n in ("rate.test", "free.test", "granted.test", "short.test", "later.test", "feed.test", "local.test"):
             cls.dns.add(n, a=["127.0.0.1"])
         cls.origin = cls.own(HttpOrigin())
         cls.O = cls.origin.port
@@ -281,6 +283,128 @@ class FleetRedis(EgressdTestCase):
         self.assertIn("is unreachable", a.stderr())
         wait_until(lambda: proxy_get(a.port, f"http://rate.test:{self.O}/echo/s").status == 200, 3,
                    what="a request admitted from the local share")
+        a.stop()
+
+    def wait_status(self, e, url, status, timeout, what):
+        t0 = time.monotonic()
+        wait_until(lambda: proxy_get(e.port, url).status == status, timeout, interval=0.05, what=what)
+        return time.monotonic() - t0
+
+    def test_grants_are_shared(self):
+        a, b = self.replica(f"allow free.test ports={self.O}\n"), self.replica(f"allow free.test ports={self.O}\n")
+        url = f"http://granted.test:{self.O}/echo/g"
+        self.assertEqual(proxy_get(b.port, url).status, 403)
+        status, _, g = api(a.admin_port, "POST", "/v1/grants", {"pattern": "granted.test", "ports": [self.O]})
+        self.assertEqual(status, 201, g)
+        self.assertIs(g["persisted"], True)
+        self.assertEqual(proxy_get(a.port, url).status, 200)  # in force at once where it was made
+        took = self.wait_status(b, url, 200, 1.0, "the grant made on replica a to allow on replica b")
+        print(f"\ngrant seen by the other replica after {took:.2f}s", file=sys.stderr)
+        self.assertEqual(b.log_for_client(proxy_get(b.port, url).client_port)["rule"], f"grant:{g['id']}")
+        status, _, listed = api(b.admin_port, "GET", "/v1/grants")
+        self.assertEqual([(x["id"], x["persisted"]) for x in listed], [(g["id"], True)])
+        # Redis holds it, with its end.
+        self.assertIn(g["id"], self.redis.cli("-n", "3", "HKEYS", "egressd:grants").split())
+        self.assertNotEqual(self.redis.cli("-n", "3", "ZSCORE", "egressd:grants:expiry", g["id"]), "")
+        # Revoked on b: ends on a within 1 s; a second DELETE anywhere is 404.
+        status, _, body = api(b.admin_port, "DELETE", f"/v1/grants/{g['id']}")
+        self.assertEqual(status, 204, body)
+        self.assertEqual(proxy_get(b.port, url).status, 403)
+        self.wait_status(a, url, 403, 1.0, "the grant revoked on replica b to end on replica a")
+        status, _, body = api(a.admin_port, "DELETE", f"/v1/grants/{g['id']}")
+        assert_one_line_error(self, status, body, 404)
+        self.assertEqual(self.redis.cli("-n", "3", "HLEN", "egressd:grants"), "0")
+        a.stop()
+        b.stop()
+
+    def test_grants_during_an_outage(self):
+        a, b = self.replica(f"allow free.test ports={self.O}\n"), self.replica(f"allow free.test ports={self.O}\n")
+        short = f"http://short.test:{self.O}/echo/s"
+        later = f"http://later.test:{self.O}/echo/l"
+        status, _, g = api(a.admin_port, "POST", "/v1/grants",
+                           {"pattern": "short.test", "ports": [self.O], "ttl": "4s"})
+        self.assertEqual(status, 201, g)
+        t_grant = time.monotonic()
+        self.wait_status(b, short, 200, 1.0, "the grant on replica b")
+        self.redis.stop()
+        for e in (a, b):
+            wait_until(lambda e=e: self.metric(e, "egressd_state_up") == 0, 5, what="egressd_state_up 0")
+        # No change while Redis is away: 503, one line, nothing added or removed.
+        for e in (a, b):
+            status, _, body = api(e.admin_port, "POST", "/v1/grants", {"pattern": "later.test", "ports": [self.O]})
+            assert_one_line_error(self, status, body, 503, "the shared state (Redis) is unreachable")
+            self.assertEqual(body["error"],
+                             "the shared state (Redis) is unreachable: grants cannot be changed now")
+            status, _, body = api(e.admin_port, "DELETE", f"/v1/grants/{g['id']}")
+            assert_one_line_error(self, status, body, 503, "unreachable")
+            self.assertEqual(proxy_get(e.port, later).status, 403)
+        self.assertIn(g["id"], [x["id"] for x in api(b.admin_port, "GET", "/v1/grants")[2]])
+        # The grant in force stays until its expiry, and not past it.
+        if time.monotonic() - t_grant < 3.5:
+            for e in (a, b):
+                self.assertEqual(proxy_get(e.port, short).status, 200)
+        for e in (a, b):
+            self.wait_status(e, short, 403, 6.0, "the grant to end at its expiry during the outage")
+        self.assertGreater(time.monotonic() - t_grant, 3.8)
+        # Redis back (empty: it kept nothing): changes are accepted again.
+        self.redis.start()
+        wait_until(lambda: self.metric(a, "egressd_state_up") == 1, 10, what="egressd_state_up back to 1")
+        status, _, g2 = api(a.admin_port, "POST", "/v1/grants", {"pattern": "later.test", "ports": [self.O]})
+        self.assertEqual(status, 201, g2)
+        self.assertIs(g2["persisted"], True)
+        wait_until(lambda: self.metric(b, "egressd_state_up") == 1, 10, what="replica b up again")
+        self.wait_status(b, later, 200, 1.5, "the grant made after the outage on replica b")
+        a.stop()
+        b.stop()
+
+    def test_denial_feed_is_shared(self):
+        rules = f"allow free.test ports={self.O}\n"
+        a, b = self.replica(rules), self.replica(rules)
+        url = f"http://feed.test:{self.O}/echo/d"
+        for _ in range(3):
+            self.assertEqual(proxy_get(a.port, url, source="127.0.0.11").status, 403)
+        for _ in range(2):
+            self.assertEqual(proxy_get(b.port, url, source="127.0.0.11").status, 403)
+
+        def fleet_group(e):
+            status, _, groups = api(e.admin_port, "GET", "/v1/denials")
+            self.assertEqual(status, 200, groups)
+            mine = [g for g in groups if g["host"] == "feed.test"]
+            return mine[0] if mine and mine[0]["count"] == 5 else None
+        t0 = time.monotonic()
+        wait_until(lambda: fleet_group(a) and fleet_group(b), 3, interval=0.1,
+                   what="both replicas' GET /v1/denials to show the fleet's 5 denials")
+        print(f"\nfleet denial feed merged after {time.monotonic() - t0:.2f}s", file=sys.stderr)
+        g = fleet_group(b)
+        self.assertEqual((g["client"], g["agent"], g["port"], g["reason"]), ("127.0.0.11", "", self.O, "not_allowed"))
+        self.assertLessEqual(g["first"], g["last"])
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+        self.assertEqual(api(b.admin_port, "GET", f"/v1/denials?since={later}")[2], [])
+        self.assertEqual(self.redis.cli("-n", "3", "ZCARD", "egressd:denials"), "1")
+        # Redis away: each replica answers from its own feed.
+        self.redis.stop()
+        wait_until(lambda: self.metric(b, "egressd_state_up") == 0, 5, what="egressd_state_up 0")
+        status, _, groups = api(b.admin_port, "GET", "/v1/denials")
+        self.assertEqual(status, 200)
+        self.assertEqual([x["count"] for x in groups if x["host"] == "feed.test"], [2])
+        a.stop()
+        b.stop()
+
+    def test_fleet_denial_feed_is_bounded(self):
+        a = self.replica(f"allow free.test ports={self.O}\n")
+        first = f"http://feed.test:{self.O}/echo/first"
+        self.assertEqual(proxy_get(a.port, first).status, 403)
+        time.sleep(1.2)  # pushed: the oldest group
+        for i in range(1005):  # names egressd denies before resolving them
+            self.assertEqual(proxy_get(a.port, f"http://n{i}.bound.test:{self.O}/").status, 403)
+        wait_until(lambda: len(api(a.admin_port, "GET", "/v1/denials")[2]) == 1000
+                   and self.redis.cli("-n", "3", "ZCARD", "egressd:denials") == "1000", 5, interval=0.2,
+                   what="the fleet feed at its bound of 1,000 groups")
+        hosts = {g["host"] for g in api(a.admin_port, "GET", "/v1/denials")[2]}
+        self.assertNotIn("feed.test", hosts)  # the least recently denied went first
+        self.assertIn("n1004.bound.test", hosts)
+        keys = self.redis.cli("-n", "3", "KEYS", "egressd:denial:*").splitlines()
+        self.assertEqual(len(keys), 1000)
         a.stop()
 
 

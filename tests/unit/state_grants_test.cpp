@@ -325,6 +325,57 @@ TEST(GrantStore, SweepAndMemoryOnly) {
   EXPECT_TRUE(s.view()->empty());
 }
 
+// The shared set (state redis://): changes go to the backend first, a stale
+// read-back never undoes a newer change, an unreachable backend changes nothing.
+TEST(GrantStore, SharedBackendVersions) {
+  grant_store s;
+  std::string err;
+  ASSERT_TRUE(s.load(t0, &err));
+  int64_t version = 0;
+  bool reachable = true;
+  std::vector<std::string> stored;
+  s.set_shared({[&](const grant& g, size_t) -> int64_t {
+                  if (!reachable) return -1;
+                  stored.push_back(g.id);
+                  return ++version;
+                },
+                [&](const std::string& id) -> int64_t {
+                  if (!reachable) return -1;
+                  auto n = std::erase(stored, id);
+                  return n ? ++version : 0;
+                }});
+  EXPECT_TRUE(s.persisted());
+  const grant a = make("a.test", {443}, {}, {}, 60s);
+  grant g = a;
+  ASSERT_EQ(s.add(g, t0, &err), grant_store::result::ok) << err;
+  ASSERT_EQ(stored, std::vector<std::string>{g.id});
+  EXPECT_EQ(s.live(t0).size(), 1u);
+  // A read made before the add (version 0, empty) arrives late: ignored.
+  s.replace_all(0, {}, false, t0);
+  EXPECT_EQ(s.live(t0).size(), 1u);
+  // ... unless it follows a reconnection (Redis may have started over).
+  s.replace_all(0, {}, true, t0);
+  EXPECT_EQ(s.live(t0).size(), 0u);
+  // The set read back: installed, expired ones dropped.
+  grant other = make("b.test", {443}, {}, {}, 1s);
+  other.id = "0123456789ab";
+  s.replace_all(5, {g, other}, false, t0 + 2s);
+  ASSERT_EQ(s.live(t0 + 2s).size(), 1u);
+  EXPECT_EQ(s.live(t0 + 2s)[0].id, g.id);
+  // Unreachable: 503-worthy, nothing changes here either.
+  reachable = false;
+  grant h = a;
+  EXPECT_EQ(s.add(h, t0, &err), grant_store::result::unavailable);
+  EXPECT_EQ(err, "the shared state (Redis) is unreachable: grants cannot be changed now");
+  EXPECT_EQ(s.remove(g.id, t0, &err), grant_store::result::unavailable);
+  EXPECT_EQ(s.live(t0).size(), 1u);
+  reachable = true;
+  EXPECT_EQ(s.remove(g.id, t0, &err), grant_store::result::ok);
+  EXPECT_EQ(s.live(t0).size(), 0u);
+  EXPECT_TRUE(s.view()->empty());
+  EXPECT_EQ(s.remove(g.id, t0, &err), grant_store::result::unknown);
+}
+
 // --- the denial feed -------------------------------------------------------------
 
 TEST(DenialFeed, GroupsMergesAndFilters) {
@@ -364,3 +415,25 @@ TEST(DenialFeed, BoundedOldestDropped) {
 }
 
 }  // namespace
+
+TEST(DenialFeed, TakeChangesHandsOutEachDenialOnce) {
+  denial_feed f(2);
+  const auto now = denial_feed::clock::now();
+  f.record(0, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now);
+  f.record(0, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now + 1s);
+  f.record(1, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now + 2s);
+  f.record(1, "bot", "10.0.0.2", "b.test", 80, acl::reason::port, now);
+  auto c = f.take_changes();
+  uint64_t total = 0;
+  for (const auto& g : c) total += g.count;
+  EXPECT_EQ(c.size(), 3u);  // one per shard and key
+  EXPECT_EQ(total, 4u);
+  EXPECT_TRUE(f.take_changes().empty());
+  f.record(0, "", "10.0.0.1", "a.test", 443, acl::reason::not_allowed, now + 3s);
+  c = f.take_changes();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].count, 1u);
+  EXPECT_EQ(c[0].last, now + 3s);
+  // The feed itself still counts everything.
+  EXPECT_EQ(f.read(std::nullopt).front().count, 4u);
+}
