@@ -44,7 +44,13 @@ void add_agent(parse_context& ctx, std::string_view name, std::string_view hash,
                const std::optional<std::string_view>& groups, const location& where, Report&& report) {
   bool ok = true;
   if (!acl::valid_agent_name(name)) {
-    report("invalid agent name '" + std::string(name) + "' (letters, digits, _ - .; at most 64)");
+    // A name past 64 bytes is not repeated: it may be a token pasted into
+    // the name's place (errors never echo a secret).
+    if (name.size() > 64)
+      report("invalid agent name (" + std::to_string(name.size()) +
+             " characters; letters, digits, _ - .; at most 64)");
+    else
+      report("invalid agent name '" + std::string(name) + "' (letters, digits, _ - .; at most 64)");
     ok = false;
   }
   auto digest = acl::parse_token_hash(hash);

@@ -48,13 +48,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return true;
   };
   std::vector<std::pair<int, std::string>> secrets;  // line, word
+  // Split the lines as the parser does: after a UTF-8 BOM.
+  const std::string_view body = text.substr(0, 3) == "\xEF\xBB\xBF" ? text.substr(3) : text;
   size_t pos = 0;
   int line = 0;
-  while (pos <= text.size()) {
+  while (pos <= body.size()) {
     ++line;
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    tok.split(text.substr(pos, end - pos));
+    size_t end = body.find('\n', pos);
+    if (end == std::string_view::npos) end = body.size();
+    tok.split(body.substr(pos, end - pos));
     for (auto a : tok.args())
       if (secret_like(a)) secrets.emplace_back(line, a);
     for (const auto& o : tok.options())

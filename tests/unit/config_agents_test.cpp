@@ -80,7 +80,9 @@ TEST(ConfigAgents, Errors) {
   EXPECT_EQ(one_error("agent a token=" + H1 + "\nagent b token=" + H1),
             "t.conf:2: agent b has the same token hash as agent a at t.conf:1 (every agent needs its own token)");
   EXPECT_THAT(one_error("agent a/b token=" + H1), HasSubstr("t.conf:1: invalid agent name 'a/b'"));
-  EXPECT_THAT(one_error("agent " + std::string(65, 'x') + " token=" + H1), HasSubstr("invalid agent name"));
+  EXPECT_THAT(one_error("agent " + std::string(65, 'x') + " token=" + H1), HasSubstr("invalid agent name (65 characters"));
+  // A name too long to be one may be a pasted token: never repeated.
+  EXPECT_THAT(one_error("agent " + std::string(65, 'x') + " token=" + H1), Not(HasSubstr(std::string(65, 'x'))));
   EXPECT_THAT(one_error("agent a"), HasSubstr("agent a needs token=sha256:HEX"));
   EXPECT_THAT(one_error("agent a token=" + H1.substr(0, H1.size() - 1)),
               HasSubstr("must be sha256: followed by 64 hex digits"));
