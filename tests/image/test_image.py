@@ -352,7 +352,10 @@ class Kubernetes(unittest.TestCase):
         cls.docs = kustomize()
 
     def one(self, kind):
-        (d,) = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"].startswith("egressd")]
+        # The egressd object of that kind (the Grafana dashboard is a second
+        # ConfigMap: the config is the one that holds egressd.conf).
+        (d,) = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"].startswith("egressd")
+                and (kind != "ConfigMap" or "egressd.conf" in d.get("data", {}))]
         return d
 
     def test_rendered_objects(self):
