@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "config/text_file.hpp"
+
 namespace egressd::proxy {
 namespace {
 
@@ -78,30 +80,13 @@ api_response method_not_allowed(std::string_view allow) {
 }  // namespace
 
 bool read_admin_token(const std::string& path, std::string* token, std::string* error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *error = fmt::format("{}: cannot read the admin token file: {}", path, std::strerror(errno));
+  std::string text, why;
+  int e = 0;
+  if (!config::read_text_file(path, &text, &why, 4096, &e)) {
+    *error = e == EFBIG ? fmt::format("{}: the admin token file is larger than 4K (it should hold one token)", path)
+                        : fmt::format("{}: cannot read the admin token file: {}", path, why);
     return false;
   }
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      *error = fmt::format("{}: cannot read the admin token file: {}", path, std::strerror(errno));
-      ::close(fd);
-      return false;
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > 4096) {
-      ::close(fd);
-      *error = fmt::format("{}: the admin token file is larger than 4K (it should hold one token)", path);
-      return false;
-    }
-  }
-  ::close(fd);
   if (!text.empty() && text.back() == '\n') text.pop_back();
   if (!text.empty() && text.back() == '\r') text.pop_back();
   if (text.empty()) {

@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "config/text_file.hpp"
+
 namespace egressd::state {
 namespace {
 
@@ -39,31 +41,14 @@ bool write_all(int fd, const std::string& s) {
 
 bool read_grant_file(const std::string& path, clock::time_point now, std::vector<grant>* out, std::string* error) {
   out->clear();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return true;  // created on the first write
-    *error = fmt::format("{}: cannot read the state file: {}", path, std::strerror(errno));
+  std::string text, why;
+  int e = 0;
+  if (!config::read_text_file(path, &text, &why, max_file_bytes, &e)) {
+    if (e == ENOENT) return true;  // created on the first write
+    *error = e == EFBIG ? fmt::format("{}: the state file is larger than 64M (not a grant file?)", path)
+                        : fmt::format("{}: cannot read the state file: {}", path, why);
     return false;
   }
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      *error = fmt::format("{}: cannot read the state file: {}", path, std::strerror(errno));
-      ::close(fd);
-      return false;
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > max_file_bytes) {
-      *error = fmt::format("{}: the state file is larger than 64M (not a grant file?)", path);
-      ::close(fd);
-      return false;
-    }
-  }
-  ::close(fd);
 
   nlohmann::json j;
   try {
