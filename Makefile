@@ -3,6 +3,11 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CONF ?= conf/egressd.conf
 CMAKE_FLAGS ?=
+# ccache: paths inside the checkout are hashed relative to it, and debug
+# builds (sanitizers, fuzzing) do not hash the build directory, so a fresh
+# clone elsewhere (CI) reuses what an earlier build compiled.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
 .PHONY: run test test-image build deps bench bench-micro bench-limits fuzz clean \
   test-sanitize test-asan test-tsan soak
