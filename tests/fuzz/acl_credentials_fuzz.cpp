@@ -2,6 +2,7 @@
 // crash; an agent is found only for the exact credentials of agent "a"
 // (token "t0k:en"); strict base64 decoding is canonical (what decodes
 // re-encodes to the same text); authenticate() counts every failure.
+#include <openssl/evp.h>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -31,27 +32,12 @@ const agent_table& table() {
   return *t;
 }
 
+// Standard base64 by OpenSSL (the oracle the strict decoder is held to).
 std::string encode(std::string_view s) {
-  static const char* al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < s.size(); i += 3) {
-    uint32_t n = uint8_t(s[i]) << 16 | uint8_t(s[i + 1]) << 8 | uint8_t(s[i + 2]);
-    for (int k = 18; k >= 0; k -= 6) out += al[(n >> k) & 63];
-  }
-  if (s.size() - i == 1) {
-    uint32_t n = uint8_t(s[i]) << 16;
-    out += al[(n >> 18) & 63];
-    out += al[(n >> 12) & 63];
-    out.push_back('=');
-    out.push_back('=');
-  } else if (s.size() - i == 2) {
-    uint32_t n = uint8_t(s[i]) << 16 | uint8_t(s[i + 1]) << 8;
-    out += al[(n >> 18) & 63];
-    out += al[(n >> 12) & 63];
-    out += al[(n >> 6) & 63];
-    out += '=';
-  }
+  std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  out.resize(static_cast<size_t>(n));
   return out;
 }
 
