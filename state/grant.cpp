@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -34,8 +35,18 @@ const char* type_name(const json& v) {
   }
 }
 
+// Errors are one line whatever the request held: a control byte echoed
+// from a pattern (RE2 quotes the offending text) is written as \xNN.
 bool fail(std::string* error, std::string msg) {
-  if (error) *error = std::move(msg);
+  if (!error) return false;
+  error->clear();
+  for (const char c : msg) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      fmt::format_to(std::back_inserter(*error), "\\x{:02x}", u);
+    else
+      error->push_back(c);
+  }
   return false;
 }
 
