@@ -12,6 +12,7 @@
 # (5000), BENCH_LOADGEN=wrk|loadgen (default: wrk when installed),
 # BENCH_ORIGIN=nginx|python (default: nginx when installed), BENCH_PERF=ROWS
 # ("a", "b d"; 1 = a: perf record -g of egressd during those rows, beside BENCH_OUT),
+# BENCH_ROWS (subset of "a b c ct c2 c3 c4 d e0 e f"; default all),
 # BENCH_KEEP=1 (keep the temp dir with configs and logs), BENCH_NICE (-15 as
 # root, 0 in smoke runs: the priority of the proxy, origin and load tools).
 #
@@ -384,9 +385,13 @@ perf_start() { # PROXY ROW PID
 }
 perf_stop() { [ -n "$PERF_PID" ] && wait "$PERF_PID" 2>/dev/null; PERF_PID=""; return 0; }
 
+# row KEY: is row KEY (a b c ct c2 c3 c4 d e0 e f; dr runs with d) in BENCH_ROWS?
+row() { [ -z "${BENCH_ROWS:-}" ] || [[ " $BENCH_ROWS " == *" $1 "* ]]; }
+
 # measure_http PROXY ROW(a|b|f) PID ADDR TARGET HOST
 measure_http() {
   local proxy=$1 row=$2 pid=$3 addr=$4 target=$5 host=$6 mode=keepalive c0 c1
+  row "$row" || return 0
   [ "$row" = b ] && mode=close
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
   local mark
@@ -427,6 +432,7 @@ measure_http() {
 measure_bulk() {
   local proxy=$1 row=$2 pid=$3 c0 c1 out code size secs
   shift 3
+  row "$row" || return 0
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
   local counted=size_download
   [ "$row" = c3 ] && counted=size_upload   # c3 uploads the file (curl -T)
@@ -451,6 +457,7 @@ measure_bulk() {
 # HAProxy's spliced TCP relay as the reference row "dr", with RELAY=1).
 measure_cycles() {
   local proxy=$1 addr=$2 tunnel=${3:-} out rate done s2xx errors key=d
+  row d || return 0
   [ "${RELAY:-0}" = 1 ] && key=dr
   local args=(-m connect -a "$addr" -H "$ORIGIN" -c $CONNS_CONNECT -d "$RUN_S")
   [ -n "$tunnel" ] && args+=(-T "$tunnel")
@@ -476,15 +483,18 @@ measure_cycles() {
   return 0
 }
 
-# measure_idle PROXY PID ADDR: N idle tunnels, RSS growth per tunnel
+# measure_idle PROXY PID ADDR KEY: N idle tunnels, RSS growth per tunnel;
+# KEY e: each after its ClientHello and the server's reply, e0: each waiting
+# for its ClientHello (idle_tunnels -W).
 measure_idle() {
-  local proxy=$1 pid=$2 addr=$3 r0 r1 i line replied
+  local proxy=$1 pid=$2 addr=$3 key=$4 r0 r1 i line replied wflag=()
+  [ "$key" = e0 ] && wflag=(-W)
   # One finished tunnel first, so lazily built state counts in the baseline.
   curl -sk --http1.1 -o /dev/null --max-time 10 -x "http://$addr" "https://$TORIGIN/" || true
   sleep 0.5
   r0=$(rss_kib "$pid")
   local wait_s=$((IDLE_N / 100 + 20))
-  "${ON_CPU1[@]}" "$IDLE" -a "$addr" -T "$TORIGIN" -n "$IDLE_N" -w "$wait_s" -h $((wait_s + 30)) \
+  "${ON_CPU1[@]}" "$IDLE" -a "$addr" -T "$TORIGIN" -n "$IDLE_N" -w "$wait_s" -h $((wait_s + 30)) "${wflag[@]}" \
     > "$TMP/logs/idle.out" 2>&1 &
   local ipid=$!
   PIDS+=("$ipid")
@@ -500,12 +510,12 @@ measure_idle() {
   stop_pid "$ipid"
   replied=$(sed -n 's/.* replied=\([0-9]*\).*/\1/p' <<<"$line")
   if [ -z "$line" ] || [ "${replied:-0}" = 0 ]; then
-    note "$proxy: e: idle tunnels did not come up ($(tr '\n' ' ' < "$TMP/logs/idle.out"))"
+    note "$proxy: $key: idle tunnels did not come up ($(tr '\n' ' ' < "$TMP/logs/idle.out"))"
     return 0
   fi
-  [ "$replied" -lt "$IDLE_N" ] && note "$proxy: e: only $replied of $IDLE_N tunnels got the server's TLS reply ($line)"
-  add "$proxy" e_kib "$(calc "($r1 - $r0) / $replied")"
-  log "$proxy: e: RSS $r0 KiB -> $r1 KiB with $replied tunnels"
+  [ "$replied" -lt "$IDLE_N" ] && note "$proxy: $key: only $replied of $IDLE_N tunnels got their answer ($line)"
+  add "$proxy" "${key}_kib" "$(calc "($r1 - $r0) / $replied")"
+  log "$proxy: $key: RSS $r0 KiB -> $r1 KiB with $replied tunnels"
 }
 
 # ---------------------------------------------------------------- proxies
@@ -794,11 +804,15 @@ run_forward_proxy() {
   local proxy=$1 r
   # e first, on a fresh process per repeat: freed memory kept by the allocator
   # would otherwise hide the cost of the next 5,000 tunnels.
-  for r in $(seq 1 "$REPEAT"); do
-    log "$proxy: idle tunnels, repeat $r/$REPEAT"
-    start_proxy "$proxy" || return 0
-    measure_idle "$proxy" "$PROXY_PID" "$PROXY_ADDR"
-    stop_pid "$PROXY_PID"
+  local key
+  for key in e0 e; do
+    row "$key" || continue
+    for r in $(seq 1 "$REPEAT"); do
+      log "$proxy: idle tunnels ($key), repeat $r/$REPEAT"
+      start_proxy "$proxy" || return 0
+      measure_idle "$proxy" "$PROXY_PID" "$PROXY_ADDR" "$key"
+      stop_pid "$PROXY_PID"
+    done
   done
   start_proxy "$proxy" || return 0
   probe_proxy "$proxy"
@@ -877,6 +891,7 @@ ROWS=(
   "d_cpu|d. proxy CPU µs/cycle|f1|sate"
   "dr_cps|d. (reference) TCP relay, connect+GET+close cycles/s|int|h"
   "dr_cpu|d. (reference) TCP relay CPU µs/cycle|f1|h"
+  "e0_kib|e0. KiB RSS per tunnel waiting for its ClientHello|f1|sate"
   "e_kib|e. KiB RSS per idle tunnel|f1|sate"
   "f_rps|f. denied req/s (403, keep-alive)|int|dhsate"
   "f_cpu|f. proxy CPU µs/req|f1|hsate"
@@ -934,6 +949,8 @@ version_of() {
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   for row in "${ROWS[@]}"; do
     IFS='|' read -r key label fmtk applies <<<"$row"
+    rk=${key%%_*}; [ "$rk" = dr ] && rk=d
+    row "$rk" || continue
     line="| $label |"
     for p in "${COLS[@]}"; do line="$line $(cell "$p" "$key" "$fmtk" "$applies") |"; done
     for p in squid ats tinyproxy haproxy direct; do line="$line $(ratio "$key" "$p" "$applies") |"; done

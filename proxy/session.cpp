@@ -413,24 +413,14 @@ awaitable<void> session::handle_connect(request_parser& p, monitor::access_recor
     co_return;
   }
 
+  hand_off(up, bandwidth(v), rec);
   // On a TLS port, the whole ClientHello must arrive and name the CONNECT
   // host before a byte goes upstream, and so must a second one after a
-  // HelloRetryRequest (the first-flight watch). An IP-literal destination
-  // (inside allow_net) has no name to compare, so it is not inspected.
-  if (snap_->is_tls_port(t.port) && !v.literal) {
-    hello h = co_await read_client_hello();
-    if (h.has_sni) rec.sni = h.sni;
-    rec.ech = h.ech;
-    reason bad = judge_hello(h, v.host, snap_->require_sni);
-    if (bad == reason::none) bad = co_await watch_first_flight(up, h, rec);
-    if (bad != reason::none) {
-      if (is_hello_refusal(bad)) rec.decision = monitor::request_decision::deny;
-      rec.reason = bad;
-      finish(rec);
-      co_return;
-    }
-  }
-  hand_off(up, bandwidth(v), rec);
+  // HelloRetryRequest (the first-flight watch): the tunnel job runs those
+  // checks (check_tunnel), so that a tunnel waiting for its ClientHello
+  // holds the job and not this session. An IP-literal destination (inside
+  // allow_net) has no name to compare, so it is not inspected.
+  if (snap_->is_tls_port(t.port) && !v.literal) job_->check = snap_;
 }
 
 awaitable<dial_result> session::dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
@@ -483,6 +473,10 @@ void session::hand_off(beast::tcp_stream& up, acl::bandwidth_limiter* bw, monito
   j.kind = kind_;
 }
 
+namespace {
+void note_relay_end(const relay_result& rr, monitor::access_record& rec);
+}
+
 awaitable<void> run_tunnel_job(tunnel_job& j, worker& w) {
   conn_entry reg;
   reg.client = &j.client;
@@ -490,20 +484,33 @@ awaitable<void> run_tunnel_job(tunnel_job& j, worker& w) {
   w.register_conn(reg);
   auto& m = w.srv().metrics();
   m.connection_opened(w.index(), j.kind);
-  relay_result rr = co_await relay(j.client, j.upstream, j.first_up, j.first_down, j.idle, w.pipes(), j.bw);
+  bool go = true;
+  if (j.check) go = co_await check_tunnel(j, reg, w);
+  if (go) {
+    const relay_result rr =
+        co_await relay(j.client, j.upstream, j.first_up, j.first_down, j.idle, w.pipes(), j.bw);
+    note_relay_end(rr, j.rec);
+  }
   w.unregister_conn(reg);
   m.connection_closed(w.index(), j.kind);
-  j.rec.bytes_up += rr.bytes_up;
-  j.rec.bytes_down += rr.bytes_down;
-  switch (rr.end) {
-    case relay_end::idle_timeout: j.rec.reason = reason::idle_timeout; break;
-    case relay_end::upstream_error: j.rec.reason = reason::upstream_reset; break;
-    case relay_end::client_error: j.rec.reason = reason::client_closed; break;
-    case relay_end::closed: j.rec.reason = reason::shutdown; break;
-    case relay_end::done: break;
-  }
   j.slot.release();
   record_end(w, j.limits.get(), j.rule_index, j.agent_index, j.client_key, j.start, j.rec);
 }
+
+namespace {
+// What the end of a tunnel's relay means for its log line.
+void note_relay_end(const relay_result& rr, monitor::access_record& rec) {
+  rec.bytes_up += rr.bytes_up;
+  rec.bytes_down += rr.bytes_down;
+  switch (rr.end) {
+    case relay_end::idle_timeout: rec.reason = reason::idle_timeout; break;
+    case relay_end::upstream_error: rec.reason = reason::upstream_reset; break;
+    case relay_end::client_error: rec.reason = reason::client_closed; break;
+    case relay_end::closed: rec.reason = reason::shutdown; break;
+    case relay_end::done: break;
+  }
+}
+
+}  // namespace
 
 }  // namespace egressd::proxy

@@ -63,6 +63,68 @@ inline bool is_hello_refusal(acl::reason r) {
 // coroutine for its (possibly hours-long) life: the session's frames,
 // parser and buffers are gone by then, so an idle tunnel holds only this,
 // the relay's state and the kernel's socket buffers.
+// The TLS checks of a tunnel (proxy/tls_check.cpp) over one client stream,
+// its read buffers and the snapshot they run under: the session's own while
+// it lasts (listen mode=sni), or those a tunnel job lays out after the
+// client's first bytes arrived (CONNECT to a tls_port: the session is gone by
+// then, so a tunnel waiting for its ClientHello holds only the job).
+class tls_gate {
+ public:
+  tls_gate(beast::tcp_stream& client, beast::flat_buffer& cbuf, beast::flat_buffer& ubuf,
+           const config::snapshot& snap, worker& w)
+      : client_(client), cbuf_(cbuf), ubuf_(ubuf), snap_(&snap), w_(w) {}
+
+  struct hello {
+    acl::reason why = acl::reason::none;  // not_tls / bad_sni / client_closed, else none
+    bool has_sni = false;
+    bool ech = false;  // an ECH/ESNI extension (why none or bad_sni)
+    std::string sni;   // normalised when valid
+    size_t size = 0;   // wire bytes of the ClientHello (why none or bad_sni)
+  };
+  static hello hello_of(const hello_result& r);
+  // Reads from the client into cbuf_ until a whole ClientHello is there.
+  awaitable<hello> read_client_hello();
+  // SPEC "TLS privacy extensions" for one ClientHello: its framing
+  // (not_tls), server_name (bad_sni), the ech rule, then the name: none
+  // without SNI unless need_sni (no_sni), else it must equal `expected`
+  // when that is given (sni_mismatch). reason::none when it passes.
+  acl::reason judge_hello(const hello& h, std::string_view expected, bool need_sni) const;
+  // The first-flight watch (proxy/tls_check.cpp), between a judged first
+  // ClientHello at the start of cbuf_ and the tunnel relay: sends it up,
+  // waits for the server's first handshake record, refuses a handshake
+  // record the client sent before that answer, and after a
+  // HelloRetryRequest reads and judges the second ClientHello before it goes
+  // up. Leaves in cbuf_ only client bytes that may be relayed, and nothing
+  // in ubuf_; counts what it moved in rec. reason::none: hand off.
+  awaitable<acl::reason> watch_first_flight(beast::tcp_stream& up, const hello& first,
+                                            monitor::access_record& rec);
+ private:
+  // Its last step: reads the second ClientHello (after ChangeCipherSpec /
+  // early-data records) into cbuf_, judges it against the first, sends it up.
+  awaitable<acl::reason> relay_second_hello(beast::tcp_stream& up, const hello& first,
+                                            monitor::access_record& rec);
+  // The watch's client side while the server has not answered.
+  struct held_watch {
+    bool running = false;
+    bool stop = false;
+    acl::reason verdict = acl::reason::none;  // set: refused, upstream closed
+    std::optional<net::steady_timer> done;    // signalled when the watcher ends
+  };
+  awaitable<void> watch_held(held_watch& hw, const hello& first, tcp::socket& upstream);
+  // The client's bytes the kernel already holds, into cbuf_ (up to cap),
+  // without waiting. False on a socket error; *eof set on EOF.
+  bool drain_client(size_t cap, bool* eof = nullptr);
+  // Client bytes in cbuf_ from `from` on, held before the server answered:
+  // only ChangeCipherSpec, alerts and early data may be there. Not final: a
+  // ClientHello still arriving is waited for (none), to name the reason.
+  acl::reason check_held(size_t from, const hello& first, bool final = true) const;
+  beast::tcp_stream& client_;
+  beast::flat_buffer& cbuf_;
+  beast::flat_buffer& ubuf_;
+  const config::snapshot* snap_;
+  worker& w_;
+};
+
 struct tunnel_job {
   tunnel_job(tcp::socket c, tcp::socket u) : client(std::move(c)), upstream(std::move(u)) {}
   tcp::socket client;
@@ -78,6 +140,9 @@ struct tunnel_job {
   std::string client_key;  // anomaly detector key (session::client_key())
   int agent_index = -1;
   monitor::metrics::kind kind = monitor::metrics::kind::connect;
+  // Set: the ClientHello checks (tls_gate) are still to run, under this
+  // snapshot, against rec.host, before the relay (a CONNECT to a tls_port).
+  std::shared_ptr<const config::snapshot> check;
 };
 
 // What one plain-HTTP forward carries between its phases (http_forward.cpp).
@@ -91,6 +156,12 @@ void record_end(worker& w, const rule_limits* limits, int rule_index, int agent_
 
 // Relays a handed-off tunnel until it ends, then records it.
 awaitable<void> run_tunnel_job(tunnel_job& job, worker& w);
+// The job's ClientHello checks (proxy/tls_check.cpp): waits for the client's
+// first bytes within the header timeout holding nothing but the job, then
+// reads and judges the ClientHello and runs the first-flight watch. True:
+// relay (the sockets and the bytes still to write are back in the job);
+// false: refused or gone, rec says why.
+awaitable<bool> check_tunnel(tunnel_job& job, conn_entry& reg, worker& w);
 
 class session {
  public:
@@ -144,49 +215,8 @@ class session {
   void release_upstream();
   void find_group();
   void refresh_config();
-  struct hello {
-    acl::reason why = acl::reason::none;  // not_tls / bad_sni / client_closed, else none
-    bool has_sni = false;
-    bool ech = false;  // an ECH/ESNI extension (why none or bad_sni)
-    std::string sni;   // normalised when valid
-    size_t size = 0;   // wire bytes of the ClientHello (why none or bad_sni)
-  };
-  static hello hello_of(const hello_result& r);
-  // Reads from the client into cbuf_ until a whole ClientHello is there.
-  awaitable<hello> read_client_hello();
-  // SPEC "TLS privacy extensions" for one ClientHello: its framing
-  // (not_tls), server_name (bad_sni), the ech rule, then the name: none
-  // without SNI unless need_sni (no_sni), else it must equal `expected`
-  // when that is given (sni_mismatch). reason::none when it passes.
-  acl::reason judge_hello(const hello& h, std::string_view expected, bool need_sni) const;
-  // The first-flight watch (proxy/tls_check.cpp), between a judged first
-  // ClientHello at the start of cbuf_ and the tunnel relay: sends it up,
-  // waits for the server's first handshake record, refuses a handshake
-  // record the client sent before that answer, and after a
-  // HelloRetryRequest reads and judges the second ClientHello before it goes
-  // up. Leaves in cbuf_ only client bytes that may be relayed, and nothing
-  // in ubuf_; counts what it moved in rec. reason::none: hand off.
-  awaitable<acl::reason> watch_first_flight(beast::tcp_stream& up, const hello& first,
-                                            monitor::access_record& rec);
-  // Its last step: reads the second ClientHello (after ChangeCipherSpec /
-  // early-data records) into cbuf_, judges it against the first, sends it up.
-  awaitable<acl::reason> relay_second_hello(beast::tcp_stream& up, const hello& first,
-                                            monitor::access_record& rec);
-  // The watch's client side while the server has not answered.
-  struct held_watch {
-    bool running = false;
-    bool stop = false;
-    acl::reason verdict = acl::reason::none;  // set: refused, upstream closed
-    std::optional<net::steady_timer> done;    // signalled when the watcher ends
-  };
-  awaitable<void> watch_held(held_watch& hw, const hello& first, tcp::socket& upstream);
-  // The client's bytes the kernel already holds, into cbuf_ (up to cap),
-  // without waiting. False on a socket error; *eof set on EOF.
-  bool drain_client(size_t cap, bool* eof = nullptr);
-  // Client bytes in cbuf_ from `from` on, held before the server answered:
-  // only ChangeCipherSpec, alerts and early data may be there. Not final: a
-  // ClientHello still arriving is waited for (none), to name the reason.
-  acl::reason check_held(size_t from, const hello& first, bool final = true) const;
+  // The TLS checks over this session's client, buffers and snapshot.
+  tls_gate gate() { return {client_, cbuf_, ubuf_, *snap_, w_}; }
   // dial() plus, through a parent proxy, its CONNECT exchange.
   awaitable<dial_result> dial_tunnel(const verdict& v, uint16_t port, beast::tcp_stream& up,
                                      monitor::access_record& rec);

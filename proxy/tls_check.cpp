@@ -24,9 +24,10 @@
 //
 // Cost: one read of at most 512 bytes of the server (the rest of its flight
 // is spliced), those written from a buffer instead of spliced, a watcher
-// coroutine and timer for the client side (usually one peek finds nothing); all of it in the session's frame and buffers, which are gone
-// once the tunnel is handed off, so an idle tunnel holds nothing more.
-// Runs on the session's worker thread, as every session member.
+// coroutine and timer for the client side (usually one peek finds nothing);
+// all of it in the frames and buffers of the caller (the session, or the
+// tunnel job's check_tunnel), which are gone once the relay starts, so an
+// idle tunnel holds nothing more. Runs on the worker thread of its caller.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -62,7 +63,7 @@ const uint8_t* bytes_of(const beast::flat_buffer& b) { return static_cast<const 
 // as they come and checked at once, so that a second ClientHello is refused
 // even when the server is slow or silent (closing the upstream ends the
 // session's wait for it). Stops on EOF, a full buffer, or `stop`.
-awaitable<void> session::watch_held(held_watch& hw, const hello& first, tcp::socket& upstream) {
+awaitable<void> tls_gate::watch_held(held_watch& hw, const hello& first, tcp::socket& upstream) {
   error_code ec;
   for (;;) {
     bool eof = false;
@@ -81,7 +82,7 @@ awaitable<void> session::watch_held(held_watch& hw, const hello& first, tcp::soc
   }
 }
 
-reason session::judge_hello(const hello& h, std::string_view expected, bool need_sni) const {
+reason tls_gate::judge_hello(const hello& h, std::string_view expected, bool need_sni) const {
   if (h.why != reason::none) return h.why;
   // The outer SNI of an ECH hello names only the client-facing server.
   if (h.ech && !snap_->ech_allow) return reason::ech;
@@ -90,7 +91,7 @@ reason session::judge_hello(const hello& h, std::string_view expected, bool need
   return reason::none;
 }
 
-session::hello session::hello_of(const hello_result& h) {
+tls_gate::hello tls_gate::hello_of(const hello_result& h) {
   hello out;
   if (h.status == hello_status::bad_sni) {
     out.why = reason::bad_sni;
@@ -112,7 +113,7 @@ session::hello session::hello_of(const hello_result& h) {
   return out;
 }
 
-awaitable<session::hello> session::read_client_hello() {
+awaitable<tls_gate::hello> tls_gate::read_client_hello() {
   hello out;
   error_code ec;
   for (;;) {
@@ -131,7 +132,7 @@ awaitable<session::hello> session::read_client_hello() {
   }
 }
 
-bool session::drain_client(size_t cap, bool* eof) {
+bool tls_gate::drain_client(size_t cap, bool* eof) {
   const int fd = client_.socket().native_handle();
   // Usually the client has sent nothing more: find out without growing cbuf_.
   uint8_t probe;
@@ -158,7 +159,7 @@ bool session::drain_client(size_t cap, bool* eof) {
   return true;
 }
 
-reason session::check_held(size_t from, const hello& first, bool final) const {
+reason tls_gate::check_held(size_t from, const hello& first, bool final) const {
   const uint8_t* d = bytes_of(cbuf_) + from;
   const size_t n = cbuf_.size() - from;
   const record_scan sc = scan_client_records(d, n);
@@ -176,7 +177,7 @@ reason session::check_held(size_t from, const hello& first, bool final) const {
   return reason::not_tls;
 }
 
-awaitable<reason> session::watch_first_flight(beast::tcp_stream& up, const hello& first,
+awaitable<reason> tls_gate::watch_first_flight(beast::tcp_stream& up, const hello& first,
                                               monitor::access_record& rec) {
   error_code ec;
   up.expires_after(snap_->timeout.header);
@@ -226,7 +227,7 @@ awaitable<reason> session::watch_first_flight(beast::tcp_stream& up, const hello
 }
 
 // After a HelloRetryRequest: the second ClientHello, whole, judged, then up.
-awaitable<reason> session::relay_second_hello(beast::tcp_stream& up, const hello& first,
+awaitable<reason> tls_gate::relay_second_hello(beast::tcp_stream& up, const hello& first,
                                               monitor::access_record& rec) {
   error_code ec;
   for (;;) {
@@ -260,6 +261,61 @@ awaitable<reason> session::relay_second_hello(beast::tcp_stream& up, const hello
     cbuf_.commit(got);
     if (ec) co_return reason::client_closed;  // e.g. it gave up on the retry
   }
+}
+
+namespace {
+
+void take_bytes(std::string& from, beast::flat_buffer& to) {
+  to.commit(net::buffer_copy(to.prepare(from.size()), net::buffer(from)));
+  std::string().swap(from);
+}
+
+}  // namespace
+
+awaitable<bool> check_tunnel(tunnel_job& j, conn_entry& reg, worker& w) {
+  const config::snapshot& snap = *j.check;
+  if (j.first_up.empty()) {
+    // Nothing sent yet (the usual case): wait holding no buffer and no
+    // stream, the header timeout on one timer. A drain closing the socket
+    // ends the wait too.
+    tcp::socket& c = j.client;
+    net::steady_timer limit(w.io(), snap.timeout.header);
+    limit.async_wait([&c](error_code e) {
+      error_code ignore;
+      if (!e) c.cancel(ignore);
+    });
+    error_code ec;
+    co_await c.async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
+    limit.cancel();
+    if (ec) {
+      j.rec.reason = reason::client_closed;
+      co_return false;
+    }
+  }
+  beast::tcp_stream client(std::move(j.client));
+  beast::tcp_stream up(std::move(j.upstream));
+  reg.client = &client.socket();
+  reg.upstream = &up.socket();
+  beast::flat_buffer cbuf, ubuf;
+  take_bytes(j.first_up, cbuf);
+  take_bytes(j.first_down, ubuf);  // the server's, read with a parent proxy's 200
+  tls_gate tls(client, cbuf, ubuf, snap, w);
+  const tls_gate::hello h = co_await tls.read_client_hello();
+  if (h.has_sni) j.rec.sni = h.sni;
+  j.rec.ech = h.ech;
+  reason bad = tls.judge_hello(h, j.rec.host, snap.require_sni);
+  if (bad == reason::none) bad = co_await tls.watch_first_flight(up, h, j.rec);
+  if (bad == reason::none) {
+    j.client = client.release_socket();
+    j.upstream = up.release_socket();
+    j.first_up.assign(static_cast<const char*>(cbuf.data().data()), cbuf.size());
+  }
+  reg.client = &j.client;
+  reg.upstream = &j.upstream;
+  if (bad == reason::none) co_return true;
+  if (is_hello_refusal(bad)) j.rec.decision = monitor::request_decision::deny;
+  j.rec.reason = bad;
+  co_return false;
 }
 
 }  // namespace egressd::proxy

@@ -48,12 +48,13 @@ awaitable<void> session::run_sni() {
   const uint16_t port = destination_port(443);
   rec.port = port;
 
-  hello h = co_await read_client_hello();
+  tls_gate tls = gate();
+  tls_gate::hello h = co_await tls.read_client_hello();
   if (h.has_sni) rec.sni = h.sni;
   rec.ech = h.ech;
   // Without an SNI there is nothing to judge: never guess. The hello's own
   // rules (bad_sni, ech) come before the name is judged or resolved.
-  const reason bad = judge_hello(h, {}, true);
+  const reason bad = tls.judge_hello(h, {}, true);
   if (bad != reason::none) {
     rec.decision = bad == reason::client_closed ? monitor::request_decision::allow : monitor::request_decision::deny;
     rec.reason = bad;
@@ -88,7 +89,7 @@ awaitable<void> session::run_sni() {
   if (v.reported == reason::none) rec.decision = monitor::request_decision::allow;
   // Every ClientHello of the handshake is judged (a second one after a
   // HelloRetryRequest must name the same host).
-  const reason late = co_await watch_first_flight(up, h, rec);
+  const reason late = co_await tls.watch_first_flight(up, h, rec);
   if (late != reason::none) {
     if (is_hello_refusal(late)) rec.decision = monitor::request_decision::deny;
     rec.reason = late;

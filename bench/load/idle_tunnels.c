@@ -9,7 +9,9 @@
  * When every tunnel has its answer (or -w seconds passed) it prints
  *   ready opened=N replied=R failed=F
  * and holds the tunnels open, draining anything that arrives, until SIGTERM /
- * SIGINT or -h seconds. Only 127.0.0.0/8 proxies are accepted.
+ * SIGINT or -h seconds. With -W a tunnel sends no ClientHello: it counts as
+ * replied once its 200 arrived and waits there (measurement e0: a tunnel
+ * before its ClientHello). Only 127.0.0.0/8 proxies are accepted.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -128,8 +130,8 @@ int main(int argc, char **argv) {
     const char *addr = NULL, *target = NULL, *sni = NULL;
     long n = 5000, parallel = 128;
     double wait_s = 60, hold_s = 120;
-    int opt;
-    while ((opt = getopt(argc, argv, "a:T:s:n:p:w:h:")) != -1) {
+    int opt, no_hello = 0;
+    while ((opt = getopt(argc, argv, "a:T:s:n:p:w:h:W")) != -1) {
         switch (opt) {
         case 'a': addr = optarg; break;
         case 'T': target = optarg; break;
@@ -138,6 +140,7 @@ int main(int argc, char **argv) {
         case 'p': parallel = atol(optarg); break;
         case 'w': wait_s = atof(optarg); break;
         case 'h': hold_s = atof(optarg); break;
+        case 'W': no_hello = 1; break;
         default: goto usage;
         }
     }
@@ -217,6 +220,7 @@ int main(int argc, char **argv) {
                     char *end = strstr(c->buf, "\r\n\r\n");
                     if (end) {
                         if (c->have < 12 || atoi(c->buf + 9) != 200) broken = 1;
+                        else if (no_hello) { c->state = S_REPLIED; replied++; pending--; }
                         else {
                             uint8_t hello[600];
                             size_t len = build_client_hello(hello, sni);
@@ -255,7 +259,7 @@ int main(int argc, char **argv) {
     return 0;
 
 usage:
-    fprintf(stderr, "usage: idle_tunnels -a 127.x.y.z:PORT -T HOST:PORT [-s SNI] [-n N] [-p PARALLEL]\n"
+    fprintf(stderr, "usage: idle_tunnels -a 127.x.y.z:PORT -T HOST:PORT [-s SNI] [-n N] [-p PARALLEL] [-W]\n"
                     "                    [-w ESTABLISH_SECONDS] [-h HOLD_SECONDS]\n");
     return 2;
 }

@@ -41,6 +41,7 @@ ROWS = [
     "c4. proxy CPU s/GB, chunked download",
     "d. CONNECT+GET+close cycles/s",
     "d. proxy CPU µs/cycle",
+    "e0. KiB RSS per tunnel waiting for its ClientHello",
     "e. KiB RSS per idle tunnel",
     "f. denied req/s (403, keep-alive)",
     "f. proxy CPU µs/req",

@@ -411,6 +411,50 @@ class TlsPrivacy(EgressdTestCase):
                 self.assertEqual(self.silent_srv.snapshot()[1], before + len(first),
                                  "more than the first ClientHello reached the origin")
 
+    def test_silent_tunnel_closed_at_the_header_timeout(self):
+        # After its 200, a tunnel waiting for its ClientHello (held by the
+        # tunnel job, not the session) is still bounded by the header timeout
+        # (2s here), and nothing goes up.
+        before = self.silent_srv.snapshot()[1]
+        s, bs = self.tunnel(self.deny_e, self.silent_srv.port)
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        try:
+            self.assertEqual(expect_closed(bs, 10), b"")
+        finally:
+            s.close()
+        waited = time.monotonic() - t0
+        self.assertGreater(waited, 1.5, "closed before the header timeout")
+        self.assertLess(waited, 4.5, "not closed at the header timeout")
+        line = self.deny_e.log_for_client(port)
+        self.assertEqual((line.get("status"), line.get("reason")), (200, "client_closed"), line)
+        self.assertEqual(self.silent_srv.snapshot()[1], before)
+
+    def test_late_hello_is_judged(self):
+        # A ClientHello that comes a while after the 200 is read and judged
+        # as one sent at once: the wrong name is refused, nothing goes up; the
+        # right one is relayed and answered.
+        before = self.silent_srv.snapshot()[1]
+        s, bs = self.tunnel(self.deny_e, self.silent_srv.port)
+        port = s.getsockname()[1]
+        try:
+            time.sleep(0.8)
+            s.sendall(client_hello("other.test"))
+            self.assertEqual(expect_closed(bs, 5), b"")
+        finally:
+            s.close()
+        line = self.deny_e.log_for_client(port)
+        self.assertEqual((line.get("decision"), line.get("reason")), ("deny", "sni_mismatch"), line)
+        self.assert_nothing_reached(self.silent_srv, before)
+        s, bs = self.tunnel(self.deny_e, self.hello_srv.port)
+        try:
+            time.sleep(0.8)
+            s.sendall(client_hello("allowed.test"))
+            s.settimeout(5)
+            self.assertEqual(s.recv(1)[:1], b"\x16", "no ServerHello came back")
+        finally:
+            s.close()
+
     def test_half_a_second_hello_is_refused_at_the_timeout(self):
         first = client_hello("allowed.test")
         before = self.silent_srv.snapshot()[1]
