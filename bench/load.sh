@@ -947,8 +947,8 @@ version_of() {
   echo
   echo "| | direct | HAProxy | Squid | ATS | tinyproxy | egressd | egressd/Squid | egressd/ATS | egressd/tinyproxy | egressd/HAProxy | egressd/direct |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-  for row in "${ROWS[@]}"; do
-    IFS='|' read -r key label fmtk applies <<<"$row"
+  for spec in "${ROWS[@]}"; do
+    IFS='|' read -r key label fmtk applies <<<"$spec"
     rk=${key%%_*}; [ "$rk" = dr ] && rk=d
     row "$rk" || continue
     line="| $label |"

@@ -474,8 +474,20 @@ void session::hand_off(beast::tcp_stream& up, acl::bandwidth_limiter* bw, monito
 }
 
 namespace {
-void note_relay_end(const relay_result& rr, monitor::access_record& rec);
+// What the end of a tunnel's relay means for its log line.
+void note_relay_end(const relay_result& rr, monitor::access_record& rec) {
+  rec.bytes_up += rr.bytes_up;
+  rec.bytes_down += rr.bytes_down;
+  switch (rr.end) {
+    case relay_end::idle_timeout: rec.reason = reason::idle_timeout; break;
+    case relay_end::upstream_error: rec.reason = reason::upstream_reset; break;
+    case relay_end::client_error: rec.reason = reason::client_closed; break;
+    case relay_end::closed: rec.reason = reason::shutdown; break;
+    case relay_end::done: break;
+  }
 }
+
+}  // namespace
 
 awaitable<void> run_tunnel_job(tunnel_job& j, worker& w) {
   conn_entry reg;
@@ -496,21 +508,5 @@ awaitable<void> run_tunnel_job(tunnel_job& j, worker& w) {
   j.slot.release();
   record_end(w, j.limits.get(), j.rule_index, j.agent_index, j.client_key, j.start, j.rec);
 }
-
-namespace {
-// What the end of a tunnel's relay means for its log line.
-void note_relay_end(const relay_result& rr, monitor::access_record& rec) {
-  rec.bytes_up += rr.bytes_up;
-  rec.bytes_down += rr.bytes_down;
-  switch (rr.end) {
-    case relay_end::idle_timeout: rec.reason = reason::idle_timeout; break;
-    case relay_end::upstream_error: rec.reason = reason::upstream_reset; break;
-    case relay_end::client_error: rec.reason = reason::client_closed; break;
-    case relay_end::closed: rec.reason = reason::shutdown; break;
-    case relay_end::done: break;
-  }
-}
-
-}  // namespace
 
 }  // namespace egressd::proxy
