@@ -359,10 +359,12 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
   else if (rec.decision != monitor::request_decision::report)
     rec.decision = monitor::request_decision::allow;
   rec.reason = r;
+  // Recorded before the answer goes out: once the client has read its
+  // refusal, the log line and GET /v1/denials already hold it.
+  finish(rec);
   error_code ec;
   client_.expires_after(snap_->timeout.header);
   co_await write_now(client_, net::buffer(resp), ec);
-  finish(rec);
 }
 
 awaitable<void> session::handle_connect(request_parser& p, monitor::access_record& rec) {

@@ -23,6 +23,7 @@ Pieces:
 Every wait is a poll bounded in time; every socket has a timeout.
 """
 
+import calendar
 import contextlib
 import ctypes
 import faulthandler
@@ -394,12 +395,33 @@ class Egressd:
         return found[0]
 
     def log_for_client(self, sock_or_port, timeout=10.0, kind=None):
-        """The access-log line of the client connection `sock` (by its port)."""
+        """The access-log line of the client connection `sock` (by its port).
+        A port is reused by later connections: when connect_from or
+        connect_proxy opened this one, lines written before it are skipped."""
         port = sock_or_port if isinstance(sock_or_port, int) else sock_or_port.getsockname()[1]
         suffix = f":{port}"
-        return self.wait_log(lambda e: str(e.get("client", "")).endswith(suffix)
-                             and (kind is None or e.get("kind") == kind),
-                             timeout, what=f"access-log line for client port {port}")
+        since = _connected_at.get(port)
+
+        def mine(e):
+            if not str(e.get("client", "")).endswith(suffix) or (kind is not None and e.get("kind") != kind):
+                return False
+            return since is None or log_time(e) >= since - 0.0015  # ts is cut to the millisecond
+        return self.wait_log(mine, timeout, what=f"access-log line for client port {port}")
+
+
+# When each client connection opened by this harness was made, by its local
+# port: log_for_client must not take an earlier connection's line.
+_connected_at = {}
+
+
+def _note_connected(s):
+    _connected_at[s.getsockname()[1]] = time.time()
+    return s
+
+
+def log_time(e):
+    """An access-log line's ts as seconds since the epoch."""
+    return calendar.timegm(time.strptime(e["ts"][:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + e["ts"][19:-1])
 
 
 _live_procs = set()
@@ -778,7 +800,7 @@ def connect_proxy(egressd_or_port, timeout=DEFAULT_TIMEOUT):
     port = egressd_or_port if isinstance(egressd_or_port, int) else egressd_or_port.port
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
+    return _note_connected(s)
 
 
 def request_raw(egressd_or_port, data, method="GET", timeout=DEFAULT_TIMEOUT, sock=None):
@@ -887,7 +909,7 @@ def connect_from(port, source=None, timeout=DEFAULT_TIMEOUT):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                  source_address=(source, 0) if source else None)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
+    return _note_connected(s)
 
 
 def request_bytes(method, target, host, headers=(), body=b"", close=True, version="HTTP/1.1"):
