@@ -6,7 +6,6 @@
 
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -15,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "proxy/inspect/chunked.hpp"
 #include "proxy/relay/pipe_pool.hpp"
 #include "proxy/server.hpp"
 #include "proxy/worker.hpp"
@@ -92,7 +92,7 @@ class body_pump {
 
   // All of `parts` to `out`.
   awaitable<void> write(std::span<const net::const_buffer> parts, error_code& ec) {
-    std::array<iovec, 8> iov;
+    std::array<iovec, 32> iov;  // body_move::flush writes at most 17
     size_t n_iov = 0;
     for (const auto& b : parts)
       if (b.size()) iov[n_iov++] = iovec{const_cast<void*>(b.data()), b.size()};
@@ -154,7 +154,7 @@ class body_pump {
 };
 
 // One body on its way: the pump, the pool buffer, the pending head, the
-// framing and the bandwidth budget shared by the two decoders below.
+// runs to write next and the bandwidth budget shared by the movers below.
 template <bool isRequest>
 struct body_move {
   body_move(worker& wk, http::parser<isRequest, http::buffer_body>& parser, const body_route& r)
@@ -185,48 +185,85 @@ struct body_move {
     if (route.bw && n) route.bw->refund(dir, n);
   }
 
-  // Writes the pending head (if any), then `data` framed for the output,
-  // then the last chunk when `last`; one sendmsg for all of it.
-  awaitable<bool> emit(const char* data, size_t n, bool last) {
-    std::array<char, 20> size_line{};
-    std::array<net::const_buffer, 5> parts;
+  // Queues n bytes at `data` for the next flush (joined to the last run when
+  // they follow it). The caller flushes first when full().
+  void add(const char* data, size_t n) {
+    if (n_parts && static_cast<const char*>(parts[n_parts - 1].data()) + parts[n_parts - 1].size() == data)
+      parts[n_parts - 1] = net::buffer(parts[n_parts - 1].data(), parts[n_parts - 1].size() + n);
+    else
+      parts[n_parts++] = net::buffer(data, n);
+  }
+  bool full() const { return n_parts == parts.size(); }
+  // Writes the pending head (if any) and the queued runs: one sendmsg.
+  awaitable<bool> flush() {
+    std::array<net::const_buffer, max_parts + 1> all;
     size_t k = 0;
-    if (head_pending) parts[k++] = net::buffer(route.head);
-    if (n) {
-      if (route.chunked_out) {
-        auto [e, err] = std::to_chars(size_line.data(), size_line.data() + 16, n, 16);
-        (void)err;
-        *e++ = '\r';
-        *e++ = '\n';
-        parts[k++] = net::buffer(size_line.data(), static_cast<size_t>(e - size_line.data()));
-      }
-      parts[k++] = net::buffer(data, n);
-      if (route.chunked_out) parts[k++] = net::buffer("\r\n", 2);
-      *route.moved += n;
-    }
-    if (last && route.chunked_out) parts[k++] = net::buffer("0\r\n\r\n", 5);
+    if (head_pending) all[k++] = net::buffer(route.head);
+    for (size_t i = 0; i < n_parts; ++i) all[k++] = parts[i];
     head_pending = false;
+    n_parts = 0;
     if (k == 0) co_return true;
     error_code ec;
-    co_await pump.write(std::span<const net::const_buffer>(parts.data(), k), ec);
+    co_await pump.write(std::span<const net::const_buffer>(all.data(), k), ec);
     co_return !ec;
   }
-  // Before the first socket read: a head not sent yet leaves alone.
-  awaitable<bool> flush_head() {
-    if (!head_pending) co_return true;
-    const bool ok = co_await emit(nullptr, 0, false);
+  // n body bytes at `data`, with the head if it is still pending.
+  awaitable<bool> emit(const char* data, size_t n) {
+    add(data, n);
+    *route.moved += n;
+    const bool ok = co_await flush();
     co_return ok;
   }
 
   static constexpr auto dir =
       isRequest ? acl::bandwidth_limiter::direction::up : acl::bandwidth_limiter::direction::down;
+  static constexpr size_t max_parts = 16;
   worker& w;
   http::parser<isRequest, http::buffer_body>& p;
   const body_route& route;
   body_pump pump;
   buffer_pool::handle buf;
   bool head_pending;
+  std::array<net::const_buffer, max_parts> parts;
+  size_t n_parts = 0;
   std::optional<net::steady_timer> pace;
+};
+
+// A pipe from the worker's pool for as long as one body moves, taken at the
+// first piece worth splicing (with both sockets switched to O_NONBLOCK, as
+// splice needs) and given back at the end (dropped if bytes are left in it).
+class pipe_lease {
+ public:
+  explicit pipe_lease(worker& w) : w_(w) {}
+  ~pipe_lease() {
+    if (!held_) return;
+    if (pp_.pending == 0)
+      w_.pipes().release(pp_);
+    else
+      w_.pipes().discard(pp_);
+  }
+  pipe_lease(const pipe_lease&) = delete;
+  pipe_lease& operator=(const pipe_lease&) = delete;
+
+  // The pipe, or null when none is to be had (the caller copies instead).
+  pipe_pool::pipe* take(tcp::socket& in, tcp::socket& out) {
+    if (!held_ && !tried_) {
+      tried_ = true;
+      error_code ec;
+      if (w_.pipes().acquire(pp_)) {
+        held_ = true;
+        in.native_non_blocking(true, ec);
+        if (!ec) out.native_non_blocking(true, ec);
+        if (ec) return nullptr;  // released by the destructor
+      }
+    }
+    return held_ ? &pp_ : nullptr;
+  }
+
+ private:
+  worker& w_;
+  pipe_pool::pipe pp_;
+  bool held_ = false, tried_ = false;
 };
 
 // Moves `left` bytes (UINT64_MAX: to EOF) from in to out through a kernel
@@ -283,26 +320,18 @@ awaitable<body_end> move_length(body_move<isRequest>& m) {
   while (left && in_buf.size()) {
     const size_t n = co_await m.allowance(static_cast<size_t>(std::min<uint64_t>(in_buf.size(), left)));
     left -= to_eof ? 0 : n;
-    const bool sent = co_await m.emit(static_cast<const char*>(in_buf.data().data()), n, false);
+    const bool sent = co_await m.emit(static_cast<const char*>(in_buf.data().data()), n);
     in_buf.consume(n);
     if (!sent) co_return body_end::write_error;
   }
-  const bool head_sent = co_await m.flush_head();
+  const bool head_sent = co_await m.flush();
   if (!head_sent) co_return body_end::write_error;
-  pipe_pool::pipe pp;
-  if (left && !m.route.chunked_out && m.w.pipes().acquire(pp)) {
-    // The rest moves through a pipe (splice needs O_NONBLOCK sockets).
-    error_code ec;
-    m.route.in.native_non_blocking(true, ec);
-    if (!ec) m.route.out.native_non_blocking(true, ec);
-    body_end e = body_end::read_error;
-    if (!ec) e = co_await splice_length(m, pp, left, to_eof);
-    if (pp.pending == 0)
-      m.w.pipes().release(pp);
-    else
-      m.w.pipes().discard(pp);
-    co_return e;
-  }
+  pipe_lease lease(m.w);
+  if (left)
+    if (auto* pp = lease.take(m.route.in, m.route.out)) {
+      const body_end e = co_await splice_length(m, *pp, left, to_eof);
+      co_return e;
+    }
   while (left) {
     const size_t want = co_await m.allowance(static_cast<size_t>(std::min<uint64_t>(buffer_pool::buffer_size, left)));
     error_code ec;
@@ -311,75 +340,86 @@ awaitable<body_end> move_length(body_move<isRequest>& m) {
     if (got < 0) co_return body_end::read_error;
     if (got == 0) co_return to_eof ? body_end::ok : body_end::read_error;  // EOF short of the length
     left -= to_eof ? 0 : static_cast<uint64_t>(got);
-    const bool sent = co_await m.emit(m.buf.get(), static_cast<size_t>(got), false);
-    if (!sent) co_return body_end::write_error;
-  }
-  if (m.route.chunked_out) {
-    const bool sent = co_await m.emit(nullptr, 0, true);
+    const bool sent = co_await m.emit(m.buf.get(), static_cast<size_t>(got));
     if (!sent) co_return body_end::write_error;
   }
   co_return body_end::ok;
 }
 
-// A parser error is the peer's framing (a bad chunk line, extension or trailer).
-body_end framing_or_read(const error_code& ec) {
-  return ec.category() == http::make_error_code(http::error::bad_chunk).category() ? body_end::bad_framing
-                                                                                   : body_end::read_error;
+// Scans [src, src + len) of a chunked body and writes the runs to forward
+// (one sendmsg, unless more than max_parts runs). `used` ends where the body
+// ended. Nothing: the body goes on; else how it ended.
+template <bool isRequest>
+awaitable<std::optional<body_end>> forward_scanned(body_move<isRequest>& m, chunked_scanner& sc, const char* src,
+                                                   size_t len, size_t& used) {
+  const uint64_t scanned = sc.data_scanned();
+  std::optional<body_end> end;
+  for (used = 0; used < len && !end;) {
+    const auto r = sc.next({src + used, len - used});
+    if (r.st == chunked_scanner::status::bad) co_return body_end::bad_framing;
+    if (r.pass && r.n) {
+      if (m.full()) {
+        const bool sent = co_await m.flush();
+        if (!sent) co_return body_end::write_error;
+      }
+      m.add(src + used, r.n);
+    }
+    used += r.n;
+    if (r.st == chunked_scanner::status::done) end = body_end::ok;
+  }
+  *m.route.moved += sc.data_scanned() - scanned;
+  const bool sent = co_await m.flush();
+  if (!sent) co_return body_end::write_error;
+  co_return end;
 }
 
-// Chunked: Beast's parser decodes from a 64 KiB input buffer (in_buf's bytes
-// first, then large socket reads) into the pool buffer; each decoded piece
-// is written at once. Bytes past the last chunk go back to in_buf.
+// Chunked: relayed as it came, checked by chunked_scanner on the way
+// (in_buf's bytes first, then socket reads into the pool buffer). Once a
+// large chunk's size line is read, the rest of its data is spliced, and
+// while the chunks are large each read takes little more than the data
+// left and the next size line, so that the next chunk's data is spliced too.
+// Bytes past the end of the body (pipelined) go back to in_buf.
 template <bool isRequest>
 awaitable<body_end> move_chunked(body_move<isRequest>& m) {
+  static constexpr uint64_t splice_min = 16 * 1024, size_line_room = 1024;
+  chunked_scanner sc(m.route.keep_chunks ? chunked_scanner::mode::framed : chunked_scanner::mode::decoded);
   auto& in_buf = m.route.in_buf;
-  buffer_pool::handle in;  // taken once in_buf's bytes are used up
-  const char* src = static_cast<const char*>(in_buf.data().data());
-  size_t len = in_buf.size();
-  m.p.eager(true);
-  for (bool need_read = len == 0;;) {
-    if (need_read) {
-      if (len >= buffer_pool::buffer_size) co_return body_end::bad_framing;  // a 64 KiB chunk line
-      if (!in) {
-        in = m.w.buffers().take();
-        std::memcpy(in.get(), src, len);  // an unfinished chunk header: a few bytes
-        in_buf.consume(in_buf.size());
-      } else {
-        std::memmove(in.get(), src, len);
-      }
-      src = in.get();
-      const bool head_sent = co_await m.flush_head();
-      if (!head_sent) co_return body_end::write_error;
-      error_code ec;
-      const ssize_t got = co_await m.pump.read(in.get() + len, buffer_pool::buffer_size - len, ec);
-      if (got <= 0) co_return body_end::read_error;  // EOF inside a chunked body: a partial message
-      len += static_cast<size_t>(got);
+  while (in_buf.size()) {
+    const size_t n = co_await m.allowance(in_buf.size());
+    size_t used = 0;
+    const auto end = co_await forward_scanned(m, sc, static_cast<const char*>(in_buf.data().data()), n, used);
+    in_buf.consume(used);
+    if (end) co_return *end;
+  }
+  const bool head_sent = co_await m.flush();
+  if (!head_sent) co_return body_end::write_error;
+  pipe_lease lease(m.w);
+  for (;;) {
+    pipe_pool::pipe* pp = sc.data_left() >= splice_min ? lease.take(m.route.in, m.route.out) : nullptr;
+    if (pp) {
+      const body_end e = co_await splice_length(m, *pp, sc.data_left(), false);
+      if (e != body_end::ok) co_return e;
+      sc.skip_data(sc.data_left());
+      continue;
     }
-    const size_t cap = co_await m.allowance(buffer_pool::buffer_size);
-    m.p.get().body().data = m.buf.get();
-    m.p.get().body().size = cap;
+    uint64_t cap = buffer_pool::buffer_size;
+    if (sc.chunk_size() >= 2 * splice_min && lease.take(m.route.in, m.route.out))
+      cap = std::min(cap, sc.data_left() + size_line_room);
+    const size_t want = co_await m.allowance(static_cast<size_t>(cap));
     error_code ec;
-    const size_t used = m.p.put(net::const_buffer(src, len), ec);
-    const size_t got = cap - m.p.get().body().size;
-    m.refund(cap - got);
-    src += used;
-    len -= used;
-    if (!in) in_buf.consume(used);
-    need_read = ec == http::error::need_more || len == 0 || (used == 0 && got == 0);
-    if (ec && ec != http::error::need_more && ec != http::error::need_buffer) co_return framing_or_read(ec);
-    const bool done = m.p.is_done();
-    if (got || done) {
-      const bool sent = co_await m.emit(m.buf.get(), got, done);
-      if (!sent) co_return body_end::write_error;
+    const ssize_t got = co_await m.pump.read(m.buf.get(), want, ec);
+    m.refund(want - static_cast<size_t>(std::max<ssize_t>(got, 0)));
+    if (got <= 0) co_return body_end::read_error;  // EOF inside a chunked body: a partial message
+    size_t used = 0;
+    const auto end = co_await forward_scanned(m, sc, m.buf.get(), static_cast<size_t>(got), used);
+    if (!end) continue;
+    if (*end == body_end::ok && used < static_cast<size_t>(got)) {  // the start of the next message
+      const size_t rest = static_cast<size_t>(got) - used;
+      std::memcpy(in_buf.prepare(rest).data(), m.buf.get() + used, rest);
+      in_buf.commit(rest);
     }
-    if (done) break;
+    co_return *end;
   }
-  if (in && len) {  // the start of the next message (pipelined)
-    auto b = in_buf.prepare(len);
-    std::memcpy(b.data(), src, len);
-    in_buf.commit(len);
-  }
-  co_return body_end::ok;
 }
 
 }  // namespace

@@ -10,10 +10,12 @@
 // worker's pipe_pool as in a tunnel (both sockets are switched to
 // O_NONBLOCK for it), or, when no pipe is to be had, recv(2) into a 64 KiB
 // pool buffer and sendmsg(2) out; no Beast read operation and no per-read
-// timer either way. Chunked input is decoded by Beast's parser fed from a
-// second 64 KiB pool buffer and re-framed as before. Pipe and buffers are
-// taken when a body starts and given back when it ends: an idle keep-alive
-// connection holds none.
+// timer either way. A chunked body is relayed as it came, checked by
+// chunked_scanner as it goes by (64 KiB reads into a pool buffer, one
+// sendmsg per read for the runs to forward; chunk extensions and trailer
+// fields are dropped), and the data of a large chunk is spliced once its
+// size line has been read. Pipe and buffers are taken when a body starts
+// and given back when it ends: an idle keep-alive connection holds none.
 //
 // The idle timeout is one steady_timer per body, armed when a wait begins
 // and re-armed only when it fires early (the deadline moves with the last
@@ -41,7 +43,7 @@ struct body_route {
   // Sent together with the first piece, or alone at once when no body byte
   // is here yet (so a streaming peer sees it). May be empty.
   std::string_view head;
-  bool chunked_out;  // re-frame each piece as a chunk, ending with the last chunk
+  bool keep_chunks;  // chunked input: forward its framing (else the data alone, for HTTP/1.0)
   std::chrono::milliseconds idle;
   uint64_t* moved;  // body bytes (decoded), added to
   acl::bandwidth_limiter* bw;
@@ -50,10 +52,10 @@ struct body_route {
 // Streams the body `p` announces (Content-Length, chunked or to EOF) from
 // route.in to route.out: whatever arrives is written at once, so a
 // server-sent-event stream reaches the client as it is produced. A message
-// without a body (p.is_done()) just sends the head. For Content-Length and
-// close-delimited bodies the parser is bypassed and is not done afterwards:
-// the caller reads nothing from it but the head. Counts the socket reads it
-// made in egressd_http_body_reads_total.
+// without a body (p.is_done()) just sends the head. The parser is bypassed
+// for the body and is not done afterwards: the caller reads nothing from
+// it but the head. Counts the socket reads it made in
+// egressd_http_body_reads_total.
 template <bool isRequest>
 awaitable<body_end> relay_body(worker& w, http::parser<isRequest, http::buffer_body>& p, const body_route& route);
 

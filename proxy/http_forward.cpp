@@ -20,7 +20,7 @@
 
 #include "proxy/body_relay.hpp"
 #include "proxy/http_head.hpp"
-#include "proxy/inspect/chunked_prefix.hpp"
+#include "proxy/inspect/chunked.hpp"
 #include "proxy/session_impl.hpp"
 #include "proxy/upstream.hpp"
 #include "proxy/write_now.hpp"
@@ -320,11 +320,11 @@ awaitable<bool> session::relay_response(forward_state& fs) {
   }
   const bool up_reusable = res.keep_alive() && !fs.rp->need_eof();
   bool client_keep = fs.client_ka && !fs.rp->need_eof();
-  bool chunked_out = res.chunked();
+  bool keep_chunks = res.chunked();
   bool drop_framing = false;
-  if (req.version() < 11 && chunked_out) {
+  if (req.version() < 11 && keep_chunks) {
     // An HTTP/1.0 client cannot read chunks: the body is delimited by close.
-    chunked_out = false;
+    keep_chunks = false;
     drop_framing = true;
     client_keep = false;
   }
@@ -334,7 +334,7 @@ awaitable<bool> session::relay_response(forward_state& fs) {
   head_.clear();
   write_response_head(res, conn, drop_framing, head_);
   const body_end be = co_await relay_body(w_, *fs.rp,
-                                          body_route{up_->socket(), ubuf_, client_.socket(), head_, chunked_out,
+                                          body_route{up_->socket(), ubuf_, client_.socket(), head_, keep_chunks,
                                                      snap_->timeout.idle, &fs.rec.bytes_down, bandwidth(fs.v)});
   if (be != body_end::ok) {
     close_upstream();

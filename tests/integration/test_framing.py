@@ -213,9 +213,10 @@ class ScriptedOrigin:
 
 class RfcForms(EgressdTestCase):
     """What RFC 9112 makes unambiguous is accepted (README "HTTP framing"):
-    OWS around field values, leading zeros in chunk sizes, trailer fields
-    (dropped: egressd re-chunks), in requests and in responses; the
-    ambiguous neighbours of each are still 400 and reach nothing."""
+    OWS around field values, leading zeros in chunk sizes, chunk extensions
+    and trailer fields (dropped: egressd relays the chunks as they came, but
+    for those), in requests and in responses; the ambiguous neighbours of
+    each are still 400 and reach nothing."""
 
     @classmethod
     def setUpClass(cls):
@@ -275,9 +276,41 @@ class RfcForms(EgressdTestCase):
             self.assertNotIn(b"X-Sum", raw, "a trailer (or the Trailer field) was forwarded")
             self.assertNotIn(b"X-Other", raw)
 
+    def test_chunks_relayed_as_sent_without_extensions(self):
+        # Sizes go up as written, data and CRLFs too; an extension does not,
+        # nor do the last chunk's extension and the trailer fields.
+        self.scripted.response = b"HTTP/1.1 204 No Content\r\n\r\n"
+        before = len(self.scripted.raw)
+        r = self.post(["Transfer-Encoding: chunked"], b"0005;name=v\r\nhello\r\n",
+                      port=self.S, pieces=[b"6;a;b=\"q\"\r\n world\r\n00;last\r\nX-Sum: 1\r\n\r\n"])
+        self.assertEqual(r.status, 204, r)
+        raw = self.scripted.raw[before]
+        self.assertTrue(raw.endswith(b"\r\n\r\n0005\r\nhello\r\n6\r\n world\r\n00\r\n\r\n"), raw)
+        # The same for a response, as the client reads it off the wire.
+        self.scripted.response = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                  b"0005;e=1\r\nhello\r\n000\r\nX-Sum: abc\r\n\r\n")
+        s = connect_proxy(self.e)
+        try:
+            s.sendall(f"GET http://allowed.test:{self.S}/x HTTP/1.1\r\nHost: allowed.test\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            got = BufferedSocket(s).read_to_eof()
+        finally:
+            s.close()
+        self.assertTrue(got.endswith(b"\r\n\r\n0005\r\nhello\r\n000\r\n\r\n"), got)
+        # An HTTP/1.0 client gets the data alone, delimited by the close.
+        s = connect_proxy(self.e)
+        try:
+            s.sendall(f"GET http://allowed.test:{self.S}/x HTTP/1.0\r\nHost: allowed.test\r\n\r\n".encode())
+            got = BufferedSocket(s).read_to_eof()
+        finally:
+            s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertNotIn(b"transfer-encoding", head.lower())
+        self.assertEqual(body, b"hello")
+
     def test_responses_with_the_same_forms(self):
-        # The upstream's response is read by Beast: the same forms pass, and
-        # a chunked response is re-chunked without its trailers.
+        # The upstream's response is checked the same way: the same forms
+        # pass, and a chunked response is relayed without its trailers.
         cases = [
             (b"HTTP/1.1 200 OK\r\nContent-Length:   5  \r\nConnection: close\r\n\r\nhello", False),
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
