@@ -12,7 +12,7 @@
 # (5000), BENCH_LOADGEN=wrk|loadgen (default: wrk when installed),
 # BENCH_ORIGIN=nginx|python (default: nginx when installed), BENCH_PERF=ROWS
 # ("a", "b d"; 1 = a: perf record -g of egressd during those rows, beside BENCH_OUT),
-# BENCH_ROWS (subset of "a b c ct c2 c3 c4 d e0 e f"; default all),
+# BENCH_ROWS (subset of "a b c ct cu c2 c3 c4 d e0 e f"; default all),
 # BENCH_KEEP=1 (keep the temp dir with configs and logs), BENCH_NICE (-15 as
 # root, 0 in smoke runs: the priority of the proxy, origin and load tools).
 #
@@ -120,8 +120,8 @@ stop_pid() { # TERM, wait at most 5 s, KILL
   forget_pid "$p"
 }
 
-mkdir -p "$TMP/bin" "$TMP/logs" "$TMP/www" "$TMP/conf" "$TMP/nginx/logs" "$TMP/nginx/body" "$TMP/up"
-chmod 1777 "$TMP/logs" "$TMP/nginx/body" "$TMP/up"
+mkdir -p "$TMP/bin" "$TMP/logs" "$TMP/www" "$TMP/conf" "$TMP/nginx/logs"
+chmod 1777 "$TMP/logs"
 
 # ---------------------------------------------------------------- tools
 # The C clients: the build's own (bench/CMakeLists.txt builds them beside
@@ -184,6 +184,7 @@ fi
 # ---------------------------------------------------------------- origin
 next_port; OPORT=$NEXT_PORT
 next_port; TPORT=$NEXT_PORT
+next_port; SPORT=$NEXT_PORT  # the upload sink behind nginx's /up
 ORIGIN=$ALLOWED:$OPORT
 TORIGIN=$ALLOWED:$TPORT
 BIG=$TMP/www/big.bin
@@ -230,15 +231,18 @@ http {
       sendfile off; output_buffers 2 64k; addition_types *; add_after_body /empty;
     }
     location = /empty { alias $TMP/www/empty; }
-    # Uploads (PUT): nginx reads the whole body before it answers (a proxy
-    # that sees the answer early may cut the upload), into a file on tmpfs.
+    # Uploads (PUT): passed on unbuffered to the sink (bench/load/sink.py),
+    # which answers once it has read the whole body (a proxy that sees the
+    # answer early may cut the upload).
     location = /up {
-      client_max_body_size 0; client_body_buffer_size 1m; client_body_temp_path $TMP/nginx/body;
-      dav_methods PUT; alias $TMP/up/up.bin;
+      client_max_body_size 0; proxy_pass http://127.0.0.1:$SPORT;
+      proxy_http_version 1.1; proxy_request_buffering off; proxy_buffering off;
     }
   }
 }
 EOF
+    "${ON_CPU1[@]}" python3 "$HERE/load/sink.py" --port "$SPORT" --lifetime 3600 > "$TMP/logs/sink.out" 2>&1 &
+    PIDS+=("$!")
     "${ON_CPU1[@]}" "$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/logs/nginx-error.log" \
       > "$TMP/logs/nginx.out" 2>&1 &
   else
@@ -385,7 +389,7 @@ perf_start() { # PROXY ROW PID
 }
 perf_stop() { [ -n "$PERF_PID" ] && wait "$PERF_PID" 2>/dev/null; PERF_PID=""; return 0; }
 
-# row KEY: is row KEY (a b c ct c2 c3 c4 d e0 e f; dr runs with d) in BENCH_ROWS?
+# row KEY: is row KEY (a b c ct cu c2 c3 c4 d e0 e f; dr runs with d) in BENCH_ROWS?
 row() { [ -z "${BENCH_ROWS:-}" ] || [[ " $BENCH_ROWS " == *" $1 "* ]]; }
 
 # measure_http PROXY ROW(a|b|f) PID ADDR TARGET HOST
@@ -435,11 +439,11 @@ measure_bulk() {
   row "$row" || return 0
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
   local counted=size_download
-  [ "$row" = c3 ] && counted=size_upload   # c3 uploads the file (curl -T)
+  [[ "$row" == c3 || "$row" == cu ]] && counted=size_upload   # c3 and cu upload the file (curl -T)
   out=$(timeout 300 "${ON_CPU1[@]}" curl -sS --http1.1 --max-time 240 -o /dev/null \
         -w "%{http_code} %{$counted} %{time_total}" "$@" 2>&1)
   read -r code size secs <<<"$out"
-  # (c3: nginx answers a PUT with 201 or 204)
+  # (c3, cu: the sink behind nginx answers a PUT with 204)
   if [[ "$code" != 2?? ]] || [ "${size:-0}" != "$BIG_BYTES" ]; then
     note "$proxy: $row: bulk transfer failed ($out)"
     return 0
@@ -775,6 +779,7 @@ run_direct() {
     measure_http direct b "" "127.0.0.1:$OPORT" / "$ORIGIN"
     measure_bulk direct c "" --resolve "$ORIGIN:127.0.0.1" "http://$ORIGIN/big"
     measure_bulk direct ct "" -k --resolve "$TORIGIN:127.0.0.1" "https://$TORIGIN/big"
+    measure_bulk direct cu "" --resolve "$ORIGIN:127.0.0.1" -T "$BIG" "http://$ORIGIN/up"
     measure_bulk direct c2 "" --resolve "$ORIGIN:127.0.0.1" "http://$ORIGIN/big"
     measure_bulk direct c3 "" --resolve "$ORIGIN:127.0.0.1" -T "$BIG" "http://$ORIGIN/up"
     measure_bulk direct c4 "" --resolve "$ORIGIN:127.0.0.1" "http://$ORIGIN/chunked"
@@ -793,6 +798,7 @@ run_haproxy() {
     measure_http haproxy b "$PROXY_PID" "$PROXY_ADDR" "http://$ORIGIN/" "$ORIGIN"
     measure_bulk haproxy c "$PROXY_PID" --resolve "$ALLOWED:$HA_PLAIN:127.0.0.1" "http://$ALLOWED:$HA_PLAIN/big"
     measure_bulk haproxy ct "$PROXY_PID" -k --resolve "$ALLOWED:$HA_TLS:127.0.0.1" "https://$ALLOWED:$HA_TLS/big"
+    measure_bulk haproxy cu "$PROXY_PID" --resolve "$ALLOWED:$HA_PLAIN:127.0.0.1" -T "$BIG" "http://$ALLOWED:$HA_PLAIN/up"
     PROXY_PID_FOR_CYCLES=$PROXY_PID RELAY=1 measure_cycles haproxy "127.0.0.1:$HA_PLAIN"
     measure_http haproxy f "$PROXY_PID" "$PROXY_ADDR" "http://$DENIED:$OPORT/" "$DENIED:$OPORT"
     truncate_logs
@@ -824,6 +830,7 @@ run_forward_proxy() {
     measure_http "$proxy" b "$PROXY_PID" "$PROXY_ADDR" "http://$ORIGIN/" "$ORIGIN"
     measure_bulk "$proxy" c "$PROXY_PID" -p -x "http://$PROXY_ADDR" "http://$ORIGIN/big"
     measure_bulk "$proxy" ct "$PROXY_PID" -k -x "http://$PROXY_ADDR" "https://$TORIGIN/big"
+    measure_bulk "$proxy" cu "$PROXY_PID" -p -x "http://$PROXY_ADDR" -T "$BIG" "http://$ORIGIN/up"
     measure_bulk "$proxy" c2 "$PROXY_PID" -x "http://$PROXY_ADDR" "http://$ORIGIN/big"
     measure_bulk "$proxy" c3 "$PROXY_PID" -x "http://$PROXY_ADDR" -T "$BIG" "http://$ORIGIN/up"
     measure_bulk "$proxy" c4 "$PROXY_PID" -x "http://$PROXY_ADDR" "http://$ORIGIN/chunked"
@@ -881,6 +888,8 @@ ROWS=(
   "c_cpu|c. proxy CPU s/GB, plain inside|f2|hsate"
   "ct_mbs|c. tunnel MB/s, TLS inside|int|dhsate"
   "ct_cpu|c. proxy CPU s/GB, TLS inside|f2|hsate"
+  "cu_mbs|cu. tunnel MB/s, upload (plain HTTP inside)|int|dhsate"
+  "cu_cpu|cu. proxy CPU s/GB, upload in a tunnel|f2|hsate"
   "c2_mbs|c2. forward MB/s, download (Content-Length)|int|dsate"
   "c2_cpu|c2. proxy CPU s/GB, download|f2|sate"
   "c3_mbs|c3. forward MB/s, upload (Content-Length)|int|dsate"

@@ -3,7 +3,7 @@
 
 Runs the real script against the real binary (EGRESSD_BIN) with 1-second runs,
 one repeat, a 16 MiB file and 100 idle tunnels, and checks that it printed one
-complete markdown table: every row a-f and c2-c4 present, egressd's column numeric in
+complete markdown table: every row a-f, cu and c2-c4 present, egressd's column numeric in
 every row, every other cell either numeric or one of the documented markers.
 No timing assertions: the numbers of a smoke run mean nothing.
 
@@ -33,6 +33,8 @@ ROWS = [
     "c. proxy CPU s/GB, plain inside",
     "c. tunnel MB/s, TLS inside",
     "c. proxy CPU s/GB, TLS inside",
+    "cu. tunnel MB/s, upload (plain HTTP inside)",
+    "cu. proxy CPU s/GB, upload in a tunnel",
     "c2. forward MB/s, download (Content-Length)",
     "c2. proxy CPU s/GB, download",
     "c3. forward MB/s, upload (Content-Length)",
