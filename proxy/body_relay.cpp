@@ -252,8 +252,8 @@ class pipe_lease {
       error_code ec;
       if (w_.pipes().acquire(pp_)) {
         held_ = true;
-        in.native_non_blocking(true, ec);
-        if (!ec) out.native_non_blocking(true, ec);
+        for (tcp::socket* s : {&in, &out})
+          if (!ec && !s->native_non_blocking()) s->native_non_blocking(true, ec);
         if (ec) return nullptr;  // released by the destructor
       }
     }

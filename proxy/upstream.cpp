@@ -73,6 +73,10 @@ awaitable<void> connect_endpoints(worker& w, const config::snapshot& snap, const
     if (ec) continue;
     const int zero = 0;
     (void)::setsockopt(out.socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+    // Non-blocking as the user sees it, not only inside Asio: the splice
+    // paths need O_NONBLOCK and then find it set (one ioctl per socket).
+    out.socket().native_non_blocking(true, ec);
+    if (ec) continue;
     co_await out.async_connect(ep, net::redirect_error(use_awaitable, ec));
     if (!ec) {
       r->remote = ep;

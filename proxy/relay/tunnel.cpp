@@ -81,6 +81,7 @@ struct tunnel {
   acl::bandwidth_limiter* bw = nullptr;
   std::optional<asio::steady_timer> pace_up, pace_down;
   int running = 0;
+  bool up_eof = false, down_eof = false;  // a direction ended at its source's FIN
   bool ended = false;
   relay_end end = relay_end::done;
 };
@@ -157,7 +158,11 @@ asio::awaitable<void> run_direction(tunnel& t, bool upward, std::string_view fir
       case splice_pump::status::need_read: want_write = false; break;
       case splice_pump::status::need_write: want_write = true; break;
       case splice_pump::status::eof:
-        dst.shutdown(tcp::socket::shutdown_send, ec);  // peer may be gone: ignore
+        // The FIN goes on now, unless the other way has ended too: the
+        // sockets are closed next, and close(2) sends it (with any corked
+        // bytes) for one syscall less.
+        (upward ? t.up_eof : t.down_eof) = true;
+        if (!(upward ? t.down_eof : t.up_eof)) dst.shutdown(tcp::socket::shutdown_send, ec);  // peer may be gone
         co_return;
       case splice_pump::status::src_error: t.finish(src_failed); co_return;
       case splice_pump::status::dst_error: t.finish(dst_failed); co_return;
@@ -174,8 +179,9 @@ asio::awaitable<relay_result> relay(tcp::socket& client, tcp::socket& upstream,
   const auto ex = co_await asio::this_coro::executor;
   tunnel t(client, upstream, pipes, ex, bw);
   error_code ec;
-  if (client.is_open()) client.native_non_blocking(true, ec);
-  if (!ec && upstream.is_open()) upstream.native_non_blocking(true, ec);
+  // (An upstream is already non-blocking: connect_endpoints sets it.)
+  for (tcp::socket* s : {&client, &upstream})
+    if (!ec && s->is_open() && !s->native_non_blocking()) s->native_non_blocking(true, ec);
   if (ec || !client.is_open() || !upstream.is_open()) {
     t.finish(relay_end::closed);
     co_return relay_result{0, 0, t.end};
