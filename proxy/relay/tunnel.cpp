@@ -158,8 +158,8 @@ asio::awaitable<void> run_direction(tunnel& t, bool upward, std::string_view fir
       case splice_pump::status::need_read: want_write = false; break;
       case splice_pump::status::need_write: want_write = true; break;
       case splice_pump::status::eof:
-        // The FIN goes on now, unless the other way has ended too: the
-        // sockets are closed next, and close(2) sends it (with any corked
+        // The FIN goes on now, unless the other way has ended too: relay()
+        // then closes both sockets, and close(2) sends it (with any corked
         // bytes) for one syscall less.
         (upward ? t.up_eof : t.down_eof) = true;
         if (!(upward ? t.down_eof : t.up_eof)) dst.shutdown(tcp::socket::shutdown_send, ec);  // peer may be gone
@@ -216,6 +216,12 @@ asio::awaitable<relay_result> relay(tcp::socket& client, tcp::socket& upstream,
   }
   t.up.abandon();
   t.down.abandon();
+  if (t.up_eof && t.down_eof) {
+    // Both ways ended at a FIN and the second was not passed on by
+    // shutdown(2): closing sends it now, whatever the caller does next.
+    client.close(ec);
+    upstream.close(ec);
+  }
   co_return relay_result{t.up.bytes(), t.down.bytes(), t.end};
 }
 

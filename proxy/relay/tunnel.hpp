@@ -18,7 +18,7 @@
 namespace egressd::proxy {
 
 enum class relay_end : uint8_t {
-  done,           // both directions reached EOF and were half-closed through
+  done,           // both directions reached EOF, passed on; both sockets closed
   idle_timeout,   // no byte either way for `idle`
   client_error,   // reset/error on the client side
   upstream_error, // reset/error on the upstream side
@@ -34,7 +34,9 @@ struct relay_result {
 
 // Writes first_up to upstream and first_down to the client, then relays both
 // ways until both directions are done. EOF from one side -> shutdown(SHUT_WR)
-// on the other; an error on either side or the idle timeout closes both.
+// on the other, but for the second EOF: then both sockets are closed (which
+// sends that FIN) before the relay completes. An error on either side or the
+// idle timeout closes both.
 // Both sockets must be open, connected and owned by the calling worker; they
 // are switched to O_NONBLOCK. first_up/first_down must stay valid until the
 // relay completes (they are written by the direction coroutines).
