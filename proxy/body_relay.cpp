@@ -389,7 +389,10 @@ awaitable<body_end> move_chunked(body_move<isRequest>& m) {
     size_t used = 0;
     const auto end = co_await forward_scanned(m, sc, static_cast<const char*>(in_buf.data().data()), n, used);
     in_buf.consume(used);
-    if (end) co_return *end;
+    if (end) {
+      m.refund(n - used);  // what follows the body is not its to pay for
+      co_return *end;
+    }
   }
   const bool head_sent = co_await m.flush();
   if (!head_sent) co_return body_end::write_error;
@@ -417,6 +420,7 @@ awaitable<body_end> move_chunked(body_move<isRequest>& m) {
       const size_t rest = static_cast<size_t>(got) - used;
       std::memcpy(in_buf.prepare(rest).data(), m.buf.get() + used, rest);
       in_buf.commit(rest);
+      m.refund(rest);
     }
     co_return *end;
   }
