@@ -251,10 +251,12 @@ class pipe_lease {
       tried_ = true;
       error_code ec;
       if (w_.pipes().acquire(pp_)) {
-        held_ = true;
         for (tcp::socket* s : {&in, &out})
           if (!ec && !s->native_non_blocking()) s->native_non_blocking(true, ec);
-        if (ec) return nullptr;  // released by the destructor
+        if (ec)
+          w_.pipes().release(pp_);  // blocking sockets cannot splice: copy
+        else
+          held_ = true;
       }
     }
     return held_ ? &pp_ : nullptr;

@@ -360,7 +360,8 @@ awaitable<void> session::refuse(reason r, const refusal_detail& d, bool keep_ali
     rec.decision = monitor::request_decision::allow;
   rec.reason = r;
   // Recorded before the answer goes out: once the client has read its
-  // refusal, the log line and GET /v1/denials already hold it.
+  // refusal, GET /v1/denials and the metrics hold it (and the log writer
+  // has its line).
   finish(rec);
   error_code ec;
   client_.expires_after(snap_->timeout.header);

@@ -59,10 +59,6 @@ inline bool is_hello_refusal(acl::reason r) {
          r == reason::ech;
 }
 
-// A tunnel that passed every check, handed from the session to a compact
-// coroutine for its (possibly hours-long) life: the session's frames,
-// parser and buffers are gone by then, so an idle tunnel holds only this,
-// the relay's state and the kernel's socket buffers.
 // The TLS checks of a tunnel (proxy/tls_check.cpp) over one client stream,
 // its read buffers and the snapshot they run under: the session's own while
 // it lasts (listen mode=sni), or those a tunnel job lays out after the
@@ -125,6 +121,11 @@ class tls_gate {
   worker& w_;
 };
 
+// A tunnel that passed the session's checks, handed from the session to a
+// compact coroutine for its (possibly hours-long) life: the session's
+// frames, parser and buffers are gone by then, so an idle tunnel holds only
+// this, the relay's state and the kernel's socket buffers. On a tls_port
+// the ClientHello checks still run in it first (`check`).
 struct tunnel_job {
   tunnel_job(tcp::socket c, tcp::socket u) : client(std::move(c)), upstream(std::move(u)) {}
   tcp::socket client;
